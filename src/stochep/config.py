@@ -1,0 +1,124 @@
+"""Run configuration: one flat, plain-data record (nanoGPT style), loadable from YAML.
+
+Every field is validated by :meth:`Config.validate`, which raises ``ValueError`` naming the field
+and its allowed range. ``--set key=value`` overrides are parsed as YAML and type-checked.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import yaml
+
+from .ep import ESTIMATORS
+from .neurons import SPIKE_MODES
+from .validation import (check_choice, check_int_at_least, check_nonzero, check_positive,
+                         check_unit_interval)
+
+
+class ConfigError(ValueError):
+    """A user-supplied configuration value is unknown or invalid."""
+
+
+@dataclass
+class Config:
+    # data
+    dataset: str = "digits"
+    data_dir: str | None = None
+    # architecture: ints are dense hidden widths (conv layers are dicts, see README)
+    layers: list = field(default_factory=lambda: [256])
+    n_perclass: int = 10
+    init_scale: float = 0.5  # multiplies PyTorch's default init (GUIDE 1.3)
+    # neuron and dynamics (eq. 1, 2, 7, 21)
+    kappa: float = 2.0
+    spikes: str = "bernoulli"
+    dt: float = 1.0
+    lam: float = 0.5
+    # EP (eq. 8, 9, 22)
+    T_free: int = 30
+    T_nudge: int = 10
+    beta: float = 0.5
+    estimator: str = "random-sign"
+    # optimisation (appendix E)
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    batch_size: int = 32
+    epochs: int = 20
+    seed: int = 0
+    preset: str | None = None
+
+    def validate(self) -> "Config":
+        check_positive("kappa", self.kappa)
+        check_unit_interval("lam", self.lam)
+        check_nonzero("beta", self.beta)
+        check_int_at_least("T_free", self.T_free, 1)
+        check_int_at_least("T_nudge", self.T_nudge, 1)
+        check_int_at_least("N_perclass", self.n_perclass, 1)
+        check_int_at_least("batch_size", self.batch_size, 1)
+        check_int_at_least("epochs", self.epochs, 1)
+        check_int_at_least("seed", self.seed, 0)
+        check_positive("lr", self.lr)
+        check_positive("dt", self.dt)
+        check_positive("init_scale", self.init_scale)
+        check_choice("spikes", self.spikes, SPIKE_MODES)
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
+        check_choice("scheduler", self.scheduler, ("none", "cosine"))
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise ValueError("weight_decay and momentum must be >= 0")
+        if not isinstance(self.layers, list):
+            raise ValueError(f"layers must be a list, got {self.layers!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        cfg = cls()
+        for k, v in d.items():
+            cfg.set(k, v)
+        return cfg
+
+    def set(self, key: str, value: Any) -> None:
+        """Set one field, checking that the value has the field's type."""
+        types = {f.name: f for f in fields(self)}
+        if key not in types:
+            raise ConfigError(f"unknown config key {key!r}")
+        default = getattr(type(self)(), key)
+        if default is not None and value is not None:
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not type(default):
+                raise ConfigError(f"{key} must be of type {type(default).__name__}, "
+                                  f"got {value!r} ({type(value).__name__})")
+        setattr(self, key, value)
+
+    def apply_overrides(self, pairs: list[str]) -> "Config":
+        for pair in pairs:
+            if "=" not in pair:
+                raise ConfigError(f"--set expects key=value, got {pair!r}")
+            key, raw = pair.split("=", 1)
+            self.set(key.strip(), yaml.safe_load(raw))
+        return self
+
+
+def load_yaml(path: str) -> dict:
+    try:
+        with open(path) as f:
+            d = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"config {path} must be a mapping of key: value")
+    return d

@@ -1,0 +1,41 @@
+"""In-memory dataset container and the registry of loaders."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+class DataError(Exception):
+    """A dataset is missing or malformed; the message names the file and what to do."""
+
+
+@dataclass
+class Dataset:
+    """Train and test tensors: images as floats in [0, 1] ``[N, *input_shape]``, labels long."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+def _digits(data_dir=None, **kw):
+    from .digits import load_digits
+    return load_digits(**kw)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {"digits": _digits}
+
+
+def load_dataset(name: str, data_dir: str | None = None, **kw) -> Dataset:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
+    return DATASETS[name](data_dir, **kw)

@@ -1,0 +1,45 @@
+"""The interaction interface: one coupling term of the energy between two adjacent layers.
+
+An interaction between a lower layer (rates ``r_lo``) and an upper layer (``r_hi``) owns its
+parameters and contributes ``-r_hi . up(r_lo)`` to the energy of eq. 3/13 (``up`` includes the
+bias of the upper layer). It knows four things:
+
+- ``drive_up(s_lo, ctx)``: ``d E_term / d r_hi`` with a minus sign, from spikes or rates below;
+- ``drive_down(s_hi, ctx)``: ``-d E_term / d r_lo``, the feedback into the lower layer;
+- ``energy(r_lo, r_hi)``: the term itself, per sample;
+- ``contrast(r_lo, r_hi)``: ``d E_term / d theta`` averaged over the batch, one tensor per
+  parameter, as used by the EP estimators (eq. 9, 14, 22).
+
+``context(r_lo)`` lets an interaction precompute something from the rates below once per step
+(a convolution with max-pooling takes its pooling indices from rates, not spikes); dense returns
+``None``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Interaction(nn.Module):
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    def context(self, r_lo: torch.Tensor):
+        return None
+
+    def drive_up(self, s_lo: torch.Tensor, ctx=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def drive_down(self, s_hi: torch.Tensor, ctx=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def energy(self, r_lo: torch.Tensor, r_hi: torch.Tensor) -> torch.Tensor:
+        """Per-sample coupling energy ``-sum(r_hi * up(r_lo))``, shape ``[B]``."""
+        return -(r_hi * self.drive_up(r_lo, self.context(r_lo))).flatten(1).sum(1)
+
+    def contrast(self, r_lo: torch.Tensor, r_hi: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one unidirectional pass for one sample (eq. 16)."""
+        raise NotImplementedError

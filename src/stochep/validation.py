@@ -1,0 +1,51 @@
+"""Argument checks that fail with one line naming the parameter and the allowed range."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def check_positive(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def check_int_at_least(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def check_unit_interval(name: str, value) -> None:
+    """Open at 0, closed at 1: (0, 1]."""
+    if not isinstance(value, (int, float)) or not (0 < value <= 1):
+        raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+
+
+def check_nonzero(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        raise ValueError(f"{name} must be a finite nonzero number (|{name}| > 0), got {value!r}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def check_input(x: torch.Tensor, shape: tuple[int, ...], name: str = "x") -> None:
+    """A batch ``[B, *shape]`` of finite values."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or x.shape[0] < 1:
+        raise ValueError(f"{name} must have shape [B, {', '.join(map(str, shape))}], "
+                         f"got {list(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+
+
+def check_labels(y: torch.Tensor, batch: int, n_classes: int, name: str = "y") -> None:
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != batch:
+        raise ValueError(f"{name} must be a 1-D tensor of {batch} class indices, "
+                         f"got {getattr(y, 'shape', type(y).__name__)}")
+    if y.dtype.is_floating_point or y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"{name} must hold integer class indices in [0, {n_classes - 1}]")

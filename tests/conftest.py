@@ -1,0 +1,14 @@
+import pytest
+import torch
+
+from stochep.data import load_dataset
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def batch(digits):
+    return digits.x_train[:32].double(), digits.y_train[:32]
