@@ -2,7 +2,7 @@
 import torch
 
 from stochep import EPNetwork, Neuron
-from stochep.dynamics import input_drive, step
+from stochep.dynamics import phase_constants, step
 
 
 def _net(widths=(20, 16, 12), scale=0.5, kappa=2.0, lam=0.5):
@@ -26,7 +26,7 @@ def test_step_is_projected_gradient_step_of_energy():
         f = _total_energy(net, x, leaves, beta, target).sum()
         grads = torch.autograd.grad(f, leaves)
         expected = [(s - net.lam * g).clamp(0, 1 / 2.0) for s, g in zip(states, grads)]
-        got = step(net, input_drive(net, x), states, None, beta, target)
+        got = step(net, phase_constants(net, x), states, None, beta, target)
         for a, b in zip(got, expected):
             assert torch.allclose(a, b, atol=1e-12)
 
@@ -57,7 +57,7 @@ def test_energy_never_increases_in_deterministic_mode():
     x = torch.rand(8, 20, dtype=torch.float64)
     target = net.target(torch.randint(0, 3, (8,)), torch.float64)
     states = net.zero_states(8, torch.float64)
-    xd = input_drive(net, x)
+    xd = phase_constants(net, x)
     for beta, steps in ((0.0, 300), (0.5, 300), (-0.5, 400)):
         f_prev = _total_energy(net, x, states, beta, target)
         for _ in range(steps):
@@ -75,9 +75,24 @@ def test_states_stay_in_box_and_input_drive_is_reused():
     net = _net(scale=3.0)  # large weights: saturating, still confined to [0, 1/kappa]
     x = torch.rand(5, 20, dtype=torch.float64)
     states = net.zero_states(5, torch.float64)
-    xd = input_drive(net, x)
+    xd = phase_constants(net, x)
     for _ in range(20):
         states = step(net, xd, states)
     for s in states:
         assert s.min() >= 0 and s.max() <= 0.5
     assert any((s > 0).any() for s in states)  # neurons leave zero (GUIDE 1.1)
+
+
+def test_fast_engine_equals_autograd_reference_in_mean_field_mode():
+    from stochep.ep import EPConfig, ep_gradients
+    from stochep.reference import reference_ep_gradients
+
+    net = _net()
+    x = torch.rand(6, 20, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    cfg = EPConfig(0.3, 40, 20, "three-phase")
+    reference_ep_gradients(net, x, y, cfg)
+    ref = [p.grad.clone() for p in net.parameters()]
+    ep_gradients(net, x, y, cfg)
+    for p, g in zip(net.parameters(), ref):
+        assert torch.allclose(p.grad, g, atol=1e-10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .dynamics import input_drive, step
+from .dynamics import phase_constants, step
 from .rng import SpikeRNG
 
 
@@ -20,10 +20,10 @@ def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
     net.check_batch(x, y)
     target = net.target(y, x.dtype)
     with torch.enable_grad():
-        x_drive = input_drive(net, x)
+        consts = phase_constants(net, x)
         states = net.zero_states(x.shape[0], x.dtype)
         for _ in range(T):
-            states = step(net, x_drive, states, rng)
+            states = step(net, consts, states, rng)
         loss = net.loss(states[-1], target)
         params = list(net.parameters())
         grads = torch.autograd.grad(loss.mean(), params)

@@ -1,7 +1,8 @@
-"""Command line: ``stochep train | eval | gradcheck``.
+"""Command line: ``stochep train | eval | presets | gradcheck``.
 
-Errors the user can fix (bad config, missing data, damaged checkpoint, invalid values) print one
-line on stderr and exit with code 2.
+Errors the user can fix (unknown preset or key, wrong type, missing data, damaged checkpoint,
+invalid values) print one line on stderr and exit with code 2; a diverged run exits with 1 and
+keeps its last good checkpoint.
 """
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .config import Config, ConfigError, load_yaml
 from .data import DataError
 from .train import TrainingDiverged
@@ -22,17 +24,28 @@ USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError)
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train a network with stochastic EP")
-    p.add_argument("--config", help="YAML file of config keys")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a Table 3 preset (see `stochep presets`)")
+    src.add_argument("--config", help="YAML file of config keys")
     p.add_argument("--dataset")
     p.add_argument("--data-dir")
+    p.add_argument("--download", action="store_true", help="fetch missing dataset files")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--out", help="run directory (config, metrics, checkpoints)")
+    p.add_argument("--out", help="run directory (default: runs/<name>-s<seed>-<time>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoint_last.pt")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="test accuracy of a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data-dir")
+    p.add_argument("--json", help="where to write the result (default: next to the checkpoint)")
 
 
 def _add_gradcheck(sub):
@@ -52,9 +65,15 @@ def _add_gradcheck(sub):
 
 
 def build_config(args) -> Config:
-    cfg = Config()
-    if args.config:
+    """Preset or YAML file, then the explicit flags, then ``--set`` overrides."""
+    from .presets import load_preset
+
+    if args.preset:
+        cfg = load_preset(args.preset)[0]
+    elif args.config:
         cfg = Config.from_dict(load_yaml(args.config))
+    else:
+        cfg = Config()
     for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir),
                      ("epochs", args.epochs), ("batch_size", args.batch_size),
                      ("seed", args.seed)):
@@ -63,21 +82,72 @@ def build_config(args) -> Config:
     return cfg.apply_overrides(args.set).validate()
 
 
+def _run_dir(args, cfg: Config) -> str:
+    if args.out:
+        return args.out
+    name = cfg.preset or cfg.dataset
+    return os.path.join("runs", f"{name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def cmd_train(args) -> int:
     from .data import load_dataset
     from .train import Trainer
 
-    cfg = build_config(args)
-    if args.resume and not args.out:
-        raise ConfigError("--resume needs --out RUNDIR")
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    trainer = Trainer(cfg, data, args.out, progress=not args.no_progress)
     if args.resume:
-        trainer.resume()
+        if not args.out:
+            raise ConfigError("--resume needs --out RUNDIR")
+        ckpt = load_checkpoint(os.path.join(args.out, "checkpoint_last.pt"))
+        cfg = Config.from_dict(ckpt["config"])
+        for key, val in (("epochs", args.epochs), ("data_dir", args.data_dir)):
+            if val is not None:
+                cfg.set(key, val)
+        cfg.validate()
+    else:
+        cfg = build_config(args)
+        ckpt = None
+    out = _run_dir(args, cfg)
+    if ckpt is None and os.path.exists(os.path.join(out, "checkpoint_last.pt")):
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
+                          "or choose another --out")
+    kw = {"download": True} if args.download else {}
+    data = load_dataset(cfg.dataset, cfg.data_dir, **kw)
+    trainer = Trainer(cfg, data, out, progress=not args.no_progress)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+    print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
     print(f"test_accuracy={summary['test_accuracy']:.4f} "
           f"best_test_accuracy={summary['best_test_accuracy']:.4f} "
           f"train_time_s={summary['train_time_s']:.1f}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data import load_dataset
+    from .train import Trainer
+
+    ckpt = load_checkpoint(args.checkpoint)
+    cfg = Config.from_dict(ckpt["config"])
+    if args.data_dir:
+        cfg.data_dir = args.data_dir
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    trainer = Trainer(cfg, data, progress=False)
+    trainer.load_state_dict(ckpt)
+    acc = trainer.evaluate(data.x_test, data.y_test)
+    result = {"checkpoint": os.path.abspath(args.checkpoint), "epoch": ckpt["epoch"],
+              "dataset": cfg.dataset, "test_accuracy": acc, "n_test": len(data.y_test)}
+    path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
+                                     "eval.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"test_accuracy={acc:.4f}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .presets import presets_table
+
+    print(presets_table())
     return 0
 
 
@@ -104,18 +174,23 @@ def cmd_gradcheck(args) -> int:
     return 0 if cmin >= args.threshold else 1
 
 
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
+            "gradcheck": cmd_gradcheck}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="stochep", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
+    _add_eval(sub)
+    sub.add_parser("presets", help="print the Table 3 presets")
     _add_gradcheck(sub)
-    handlers = {"train": cmd_train, "gradcheck": cmd_gradcheck}
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in handlers and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
     args = parser.parse_args(argv)
     try:
-        return handlers[args.command](args)
+        return HANDLERS[args.command](args)
     except USER_ERRORS as e:
         print(f"stochep {args.command}: error: {e}", file=sys.stderr)
         return 2

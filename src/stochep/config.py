@@ -26,6 +26,7 @@ class Config:
     # data
     dataset: str = "digits"
     data_dir: str | None = None
+    augment: bool = False  # random crop (4-pixel padding) + horizontal flip, for images
     # architecture: ints are dense hidden widths (conv layers are dicts, see README)
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10

@@ -85,7 +85,10 @@ class Trainer:
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = x_all[idx], y_all[idx]
+            x, y = self._inputs(x_all[idx]), y_all[idx]
+            if cfg.augment:
+                from .data.augment import augment_batch
+                x = augment_batch(x, self.data_gen)
             res = ep_gradients(net, x, y, self.ep, self.spike_rng, self.sign_gen)
             self._check_finite(res.free, b)
             self.opt.step()
@@ -99,6 +102,10 @@ class Trainer:
         bar.close()
         self.sched.step()
         return EpochStats(tot_loss / seen, tot_correct / seen, (tot_rates / seen).tolist())
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Reshape a flat batch to the network's input shape (e.g. 784 -> 1x28x28 for conv)."""
+        return x.reshape(len(x), *self.net.input_shape)
 
     def _check_finite(self, states, batch: int) -> None:
         where = f"epoch {self.epoch + 1}, batch {batch + 1}"
@@ -115,7 +122,7 @@ class Trainer:
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET)
         correct = 0
         for i in range(0, len(y), batch_size):
-            xb = x[i:i + batch_size]
+            xb = self._inputs(x[i:i + batch_size])
             states = relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
                            self.cfg.T_free, rng)
             correct += (self.net.predict(states[-1]) == y[i:i + batch_size]).sum().item()
@@ -148,13 +155,15 @@ class Trainer:
         self.load_state_dict(load_checkpoint(self._path("checkpoint_last.pt")))
 
     # ---- the run ------------------------------------------------------------------------
-    def fit(self) -> dict:
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary."""
         cfg = self.cfg
+        last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
         if self.out_dir:
             os.makedirs(self.out_dir, exist_ok=True)
             with open(self._path("config.yaml"), "w") as f:
                 yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
-        while self.epoch < cfg.epochs:
+        while self.epoch < last:
             t0 = time.perf_counter()
             stats = self.train_epoch()
             dt = time.perf_counter() - t0

@@ -1,8 +1,8 @@
 """In-memory dataset container and the registry of loaders."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -32,7 +32,19 @@ def _digits(data_dir=None, **kw):
     return load_digits(**kw)
 
 
-DATASETS: dict[str, Callable[..., Dataset]] = {"digits": _digits}
+def _mnist(data_dir=None, **kw):
+    from .mnist import load_mnist
+    return load_mnist(data_dir, **kw)
+
+
+def _fashion_mnist(data_dir=None, **kw):
+    from .mnist import load_fashion_mnist
+    return load_fashion_mnist(data_dir, **kw)
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist,
+}
 
 
 def load_dataset(name: str, data_dir: str | None = None, **kw) -> Dataset:

@@ -33,6 +33,22 @@ class Interaction(nn.Module):
     def drive_down(self, s_hi: torch.Tensor, ctx=None) -> torch.Tensor:
         raise NotImplementedError
 
+    # ---- fused forms used by the fast step; the defaults fall back on drive_up/down ----
+    def bias_up(self) -> torch.Tensor | None:
+        """Constant part of ``drive_up`` (broadcastable to the upper layer) if it is split out.
+
+        An interaction that returns a bias here must leave it out of :meth:`add_up_`.
+        """
+        return None
+
+    def add_up_(self, acc: torch.Tensor, s_lo: torch.Tensor, ctx, alpha: float) -> None:
+        """``acc += alpha * (drive_up(s_lo) - bias_up())`` in place."""
+        acc.add_(self.drive_up(s_lo, ctx), alpha=alpha)
+
+    def add_down_(self, acc: torch.Tensor, s_hi: torch.Tensor, ctx, alpha: float) -> None:
+        """``acc += alpha * drive_down(s_hi)`` in place."""
+        acc.add_(self.drive_down(s_hi, ctx), alpha=alpha)
+
     def energy(self, r_lo: torch.Tensor, r_hi: torch.Tensor) -> torch.Tensor:
         """Per-sample coupling energy ``-sum(r_hi * up(r_lo))``, shape ``[B]``."""
         return -(r_hi * self.drive_up(r_lo, self.context(r_lo))).flatten(1).sum(1)

