@@ -27,6 +27,8 @@ def _add_train(sub):
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="a Table 3 preset (see `stochep presets`)")
     src.add_argument("--config", help="YAML file of config keys")
+    p.add_argument("--algo", choices=["ep", "bptt"],
+                   help="learning rule: EP (default) or surrogate-gradient BPTT, same network")
     p.add_argument("--dataset")
     p.add_argument("--data-dir")
     p.add_argument("--download", action="store_true", help="fetch missing dataset files")
@@ -74,7 +76,7 @@ def build_config(args) -> Config:
         cfg = Config.from_dict(load_yaml(args.config))
     else:
         cfg = Config()
-    for key, val in (("dataset", args.dataset), ("data_dir", args.data_dir),
+    for key, val in (("algo", args.algo), ("dataset", args.dataset), ("data_dir", args.data_dir),
                      ("epochs", args.epochs), ("batch_size", args.batch_size),
                      ("seed", args.seed)):
         if val is not None:

@@ -36,6 +36,9 @@ class Config:
     spikes: str = "bernoulli"
     dt: float = 1.0
     lam: float = 0.5
+    # learning rule: "ep" (eq. 9/14/22) or "bptt" (surrogate-gradient BPTT, same network)
+    algo: str = "ep"
+    bptt: dict = field(default_factory=dict)  # overrides applied when algo == "bptt"
     # EP (eq. 8, 9, 22)
     T_free: int = 30
     T_nudge: int = 10
@@ -67,6 +70,7 @@ class Config:
         check_positive("init_scale", self.init_scale)
         check_choice("spikes", self.spikes, SPIKE_MODES)
         check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("algo", self.algo, ("ep", "bptt"))
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         if self.weight_decay < 0 or self.momentum < 0:
@@ -74,6 +78,17 @@ class Config:
         if not isinstance(self.layers, list):
             raise ValueError(f"layers must be a list, got {self.layers!r}")
         return self
+
+    def resolved(self) -> "Config":
+        """The config actually trained: with the ``bptt:`` overrides applied for BPTT."""
+        if self.algo != "bptt" or not self.bptt:
+            return self
+        cfg = Config.from_dict({k: v for k, v in self.to_dict().items() if k != "bptt"})
+        for k, v in self.bptt.items():
+            if k in ("algo", "bptt"):
+                raise ConfigError(f"bptt.{k} cannot be overridden")
+            cfg.set(k, v)
+        return cfg.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

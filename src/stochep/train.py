@@ -17,6 +17,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from .bptt import bptt_gradients
 from .checkpoint import load_checkpoint, save_atomic
 from .config import Config
 from .data import Dataset
@@ -56,7 +57,7 @@ def make_scheduler(cfg: Config, opt):
 class Trainer:
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
                  progress: bool = True):
-        self.cfg = cfg.validate()
+        self.cfg = cfg = cfg.validate().resolved()
         self.data = data
         self.out_dir = out_dir
         self.progress = progress
@@ -89,19 +90,26 @@ class Trainer:
             if cfg.augment:
                 from .data.augment import augment_batch
                 x = augment_batch(x, self.data_gen)
-            res = ep_gradients(net, x, y, self.ep, self.spike_rng, self.sign_gen)
-            self._check_finite(res.free, b)
+            free, loss = self.gradients(x, y)
+            self._check_finite(free, b)
             self.opt.step()
             n = len(y)
             seen += n
-            tot_loss += res.loss.sum().item()
-            tot_correct += (net.predict(res.free[-1]) == y).sum().item()
-            tot_rates += torch.tensor([r.mean().item() for r in net.rates(res.free)]) * n
+            tot_loss += loss.sum().item()
+            tot_correct += (net.predict(free[-1]) == y).sum().item()
+            tot_rates += torch.tensor([r.mean().item() for r in net.rates(free)]) * n
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
                             rate=f"{(tot_rates / seen).mean().item():.3f}")
         bar.close()
         self.sched.step()
         return EpochStats(tot_loss / seen, tot_correct / seen, (tot_rates / seen).tolist())
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor):
+        """Write ``p.grad`` with the configured rule; returns (free states, per-sample loss)."""
+        if self.cfg.algo == "bptt":
+            return bptt_gradients(self.net, x, y, self.cfg.T_free, self.spike_rng)
+        res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen)
+        return res.free, res.loss
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Reshape a flat batch to the network's input shape (e.g. 784 -> 1x28x28 for conv)."""
