@@ -44,6 +44,11 @@ class Config:
     T_nudge: int = 10
     beta: float = 0.5
     estimator: str = "random-sign"
+    # speed options (README "Speed"): update order, early exit, torch.compile, bf16 dynamics
+    update: str = "sync"
+    tol: float = 0.0
+    compile: bool = False
+    dynamics_dtype: str = "float32"
     # optimisation (appendix E)
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -70,6 +75,10 @@ class Config:
         check_positive("init_scale", self.init_scale)
         check_choice("spikes", self.spikes, SPIKE_MODES)
         check_choice("estimator", self.estimator, ESTIMATORS)
+        check_choice("update", self.update, ("sync", "async"))
+        check_choice("dynamics_dtype", self.dynamics_dtype, ("float32", "bfloat16"))
+        if not isinstance(self.tol, (int, float)) or self.tol < 0:
+            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
         check_choice("algo", self.algo, ("ep", "bptt"))
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_choice("scheduler", self.scheduler, ("none", "cosine"))

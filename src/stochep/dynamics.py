@@ -23,9 +23,12 @@ one GEMM each (``addmm_``).
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .rng import SpikeRNG
+from .validation import check_choice
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
@@ -44,34 +47,109 @@ def phase_constants(net, x: torch.Tensor) -> list[torch.Tensor | None]:
     return consts
 
 
-def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
-         beta: float = 0.0, target: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """One Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged phase)."""
+def _update(net, i, consts, states, spikes, rates, ctxs, beta, target) -> torch.Tensor:
+    """New state of layer ``i`` from its neighbours' spikes (one layer of eq. 7/8)."""
     lam, kappa = net.lam, net.neuron.kappa
     a = lam * kappa
     inters = net.interactions
+    c = consts[i]
+    v = states[i] * (1.0 - lam) if c is None else torch.add(c, states[i], alpha=1.0 - lam)
+    if i > 0:
+        inters[i].add_up_(v, spikes[i - 1], ctxs[i], a)
+    if i + 1 < len(states):
+        inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
+    if i == len(states) - 1 and beta != 0.0:
+        v = v.sub_(rates[i] - target.view_as(rates[i]), alpha=a * beta)
+    return v.clamp_(0.0, 1.0 / kappa)
+
+
+def _contexts(net, rates):
+    inters = net.interactions
+    return [None] + [inters[k].context(rates[k - 1]) for k in range(1, len(inters))]
+
+
+def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
+         beta: float = 0.0, target: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """One synchronous Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged)."""
     rates = net.rates(states)
     spikes = net.neuron.sample(rates, rng)
-    ctxs = [None] + [inters[k].context(rates[k - 1]) for k in range(1, len(inters))]
-    n = len(states)
-    new = []
-    for i in range(n):
-        c = consts[i]
-        v = states[i] * (1.0 - lam) if c is None else torch.add(c, states[i], alpha=1.0 - lam)
-        if i > 0:
-            inters[i].add_up_(v, spikes[i - 1], ctxs[i], a)
-        if i + 1 < n:
-            inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
-        if i == n - 1 and beta != 0.0:
-            v = v.sub_(rates[i] - target.view_as(rates[i]), alpha=a * beta)
-        new.append(v.clamp_(0.0, 1.0 / kappa))
-    return new
+    ctxs = _contexts(net, rates)
+    return [_update(net, i, consts, states, spikes, rates, ctxs, beta, target)
+            for i in range(len(states))]
+
+
+def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
+               beta: float = 0.0, target: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """Even/odd step: layers 1, 3, .. update first, then 2, 4, .. from their new spikes.
+
+    Each half-step is a block-coordinate step on F, so the mean-field energy still never
+    increases; information crosses two layers per step instead of one.
+    """
+    states = list(states)
+    for parity in (0, 1):
+        rates = net.rates(states)
+        spikes = net.neuron.sample(rates, rng)
+        ctxs = _contexts(net, rates)
+        for i in range(parity, len(states), 2):
+            states[i] = _update(net, i, consts, states, spikes, rates, ctxs, beta, target)
+    return states
+
+
+class Dynamics:
+    """How a phase is run: update order, early exit, and optional ``torch.compile``.
+
+    update: "sync" (all layers from the previous step, eq. 7) or "async" (even/odd).
+    tol: stop a phase early once ``max |xi_t - xi_{t-k}| < tol`` with ``k = check_every``;
+        0 disables. Stochastic states keep fluctuating, so only a tolerance above the spike
+        noise ends their phases early.
+    compile: run the step through ``torch.compile``; if compiling fails, fall back to eager
+        mode with a warning.
+    """
+
+    def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
+                 compile: bool = False):
+        check_choice("update", update, ("sync", "async"))
+        if tol < 0:
+            raise ValueError(f"tol must be >= 0, got {tol!r}")
+        self.update, self.tol, self.check_every = update, float(tol), int(check_every)
+        self._eager = step if update == "sync" else step_async
+        self._step = self._eager
+        self.compile_error: str | None = None
+        if compile:
+            self._step = torch.compile(self._eager, dynamic=False)
+        self.last_steps = 0  # steps taken by the most recent phase
+
+    def _call(self, *args):
+        try:
+            return self._step(*args)
+        except Exception as e:  # compilation failed: keep training in eager mode
+            if self._step is self._eager:
+                raise
+            self.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            warnings.warn(f"torch.compile failed, running eagerly ({self.compile_error})")
+            self._step = self._eager
+            return self._step(*args)
+
+    def relax(self, net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
+              rng: SpikeRNG | None = None, beta: float = 0.0,
+              target: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Run one phase of at most ``steps`` steps from ``states``."""
+        consts = phase_constants(net, x)
+        ref = states
+        for t in range(1, steps + 1):
+            states = self._call(net, consts, states, rng, beta, target)
+            if self.tol > 0 and t % self.check_every == 0:
+                if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
+                    break
+                ref = states
+        self.last_steps = t if steps > 0 else 0
+        return states
 
 
 def relax(net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
           rng: SpikeRNG | None = None, beta: float = 0.0,
           target: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Run one phase of ``steps`` steps from ``states``; returns the final states."""
+    """Run one synchronous phase of ``steps`` steps from ``states``; returns the final states."""
     consts = phase_constants(net, x)
     for _ in range(steps):
         states = step(net, consts, states, rng, beta, target)

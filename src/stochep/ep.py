@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .dynamics import relax
+from .dynamics import Dynamics
 from .rng import SpikeRNG
 from .validation import check_choice, check_int_at_least, check_nonzero
 
@@ -47,7 +47,8 @@ class EPResult:
 
 def contrasts(net, x: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
     """``dE/dtheta`` at ``states`` for every parameter, in ``net.parameters()`` order."""
-    rates = [r if r.dtype == torch.float64 else r.float() for r in net.rates(states)]
+    states = [s if s.dtype == torch.float64 else s.float() for s in states]
+    rates = net.rates(states)
     lows = [x.to(rates[0].dtype)] + rates[:-1]
     out = []
     for inter, lo, hi in zip(net.interactions, lows, rates):
@@ -62,9 +63,20 @@ def _write_grads(net, grads: list[torch.Tensor]) -> None:
 
 def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
                  rng: SpikeRNG | None = None,
-                 sign_generator: torch.Generator | None = None) -> EPResult:
-    """Run the EP phases on batch ``(x, y)`` and write ``p.grad``; see the module docstring."""
+                 sign_generator: torch.Generator | None = None,
+                 dynamics: Dynamics | None = None, dynamics_net=None) -> EPResult:
+    """Run the EP phases on batch ``(x, y)`` and write ``p.grad``; see the module docstring.
+
+    ``dynamics`` sets the update order, early exit and compilation (default: synchronous, full
+    length). ``dynamics_net`` runs the phases on a low-precision copy of ``net`` (e.g. bf16,
+    see :func:`low_precision_copy`); contrasts and gradients stay in float32.
+    """
     net.check_batch(x, y)
+    relax = (dynamics or Dynamics()).relax
+    master, x_master = net, x
+    if dynamics_net is not None:
+        net = dynamics_net
+        x = x.to(next(net.parameters()).dtype)
     target = net.target(y, x.dtype)
     with torch.no_grad():
         free = relax(net, x, net.zero_states(x.shape[0], x.dtype), cfg.T_free, rng)
@@ -72,13 +84,29 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
         if cfg.estimator == "three-phase":
             plus = relax(net, x, free, cfg.T_nudge, rng, beta, target)
             minus = relax(net, x, free, cfg.T_nudge, rng, -beta, target)
-            hi, lo, scale = contrasts(net, x, plus), contrasts(net, x, minus), 2.0 * beta
+            hi, lo, scale = contrasts(master, x_master, plus), contrasts(master, x_master, minus), \
+                2.0 * beta
         else:
             if cfg.estimator == "random-sign":
                 if sign_generator is None:
                     raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
                 beta = beta if torch.randint(0, 2, (1,), generator=sign_generator).item() else -beta
             nudged = relax(net, x, free, cfg.T_nudge, rng, beta, target)
-            hi, lo, scale = contrasts(net, x, nudged), contrasts(net, x, free), beta
-        _write_grads(net, [(a - b) / scale for a, b in zip(hi, lo)])
-        return EPResult(free=free, loss=net.loss(free[-1], target))
+            hi, lo, scale = contrasts(master, x_master, nudged), contrasts(master, x_master, free), \
+                beta
+        _write_grads(master, [(a - b) / scale for a, b in zip(hi, lo)])
+        return EPResult(free=free, loss=master.loss(free[-1].to(x_master.dtype), target.to(x_master.dtype)))
+
+
+def low_precision_copy(net, dtype=torch.bfloat16):
+    """A copy of ``net`` in ``dtype`` for the dynamics; refresh it with :func:`sync_copy`."""
+    import copy
+
+    return copy.deepcopy(net).to(dtype)
+
+
+@torch.no_grad()
+def sync_copy(dst, src) -> None:
+    """Copy the float32 master weights into the low-precision dynamics copy."""
+    for a, b in zip(dst.parameters(), src.parameters()):
+        a.copy_(b)

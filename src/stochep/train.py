@@ -21,8 +21,8 @@ from .bptt import bptt_gradients
 from .checkpoint import load_checkpoint, save_atomic
 from .config import Config
 from .data import Dataset
-from .ep import EPConfig, ep_gradients
-from .dynamics import relax
+from .dynamics import Dynamics
+from .ep import EPConfig, ep_gradients, low_precision_copy, sync_copy
 from .models import build_network
 from .rng import SpikeRNG
 
@@ -63,6 +63,9 @@ class Trainer:
         self.progress = progress
         self.net = build_network(cfg, data.input_shape, data.n_classes)
         self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
+        self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile)
+        self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
+                        if cfg.dynamics_dtype != "float32" else None)
         self.opt = make_optimizer(cfg, self.net.parameters())
         self.sched = make_scheduler(cfg, self.opt)
         self.spike_rng = SpikeRNG(cfg.seed)
@@ -108,7 +111,10 @@ class Trainer:
         """Write ``p.grad`` with the configured rule; returns (free states, per-sample loss)."""
         if self.cfg.algo == "bptt":
             return bptt_gradients(self.net, x, y, self.cfg.T_free, self.spike_rng)
-        res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen)
+        if self.low_net is not None:
+            sync_copy(self.low_net, self.net)
+        res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen,
+                           self.dynamics, self.low_net)
         return res.free, res.loss
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,8 +137,8 @@ class Trainer:
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self._inputs(x[i:i + batch_size])
-            states = relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
-                           self.cfg.T_free, rng)
+            states = self.dynamics.relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
+                                         self.cfg.T_free, rng)
             correct += (self.net.predict(states[-1]) == y[i:i + batch_size]).sum().item()
         return correct / len(y)
 

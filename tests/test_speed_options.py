@@ -1,0 +1,86 @@
+"""Speed options keep the dynamics right: even/odd updates, early exit, compile fallback, bf16."""
+import warnings
+
+import pytest
+import torch
+
+from stochep import EPConfig, EPNetwork, Neuron, ep_gradients
+from stochep.dynamics import Dynamics, phase_constants, step_async
+from stochep.ep import low_precision_copy, sync_copy
+
+
+def _net(mode="rate", lam=0.5):
+    torch.manual_seed(0)
+    return EPNetwork.fc([20, 16, 12, 8], n_classes=3, n_perclass=2, neuron=Neuron(2.0, mode),
+                        lam=lam, init_scale=0.5).double()
+
+
+def test_async_updates_decrease_energy_and_reach_the_same_fixed_point():
+    net = _net(lam=0.3)
+    x = torch.rand(6, 20, dtype=torch.float64)
+    consts = phase_constants(net, x)
+    states = net.zero_states(6, torch.float64)
+    e_prev = net.energy(x, states)
+    for _ in range(300):
+        states = step_async(net, consts, states)
+        e = net.energy(x, states)
+        assert (e <= e_prev + 1e-12).all()
+        e_prev = e
+    sync = Dynamics("sync").relax(net, x, net.zero_states(6, torch.float64), 600)
+    for a, b in zip(states, sync):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_early_exit_stops_once_settled_and_matches_the_full_phase():
+    net = _net()
+    x = torch.rand(6, 20, dtype=torch.float64)
+    dyn = Dynamics("sync", tol=1e-6)
+    early = dyn.relax(net, x, net.zero_states(6, torch.float64), 2000)
+    assert dyn.last_steps < 2000
+    full = Dynamics().relax(net, x, net.zero_states(6, torch.float64), 2000)
+    for a, b in zip(early, full):
+        assert (a - b).abs().max() < 1e-4
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    def broken_compile(fn, **kw):
+        def run(*a):
+            raise RuntimeError("no compiler here")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    net = _net()
+    x = torch.rand(4, 20, dtype=torch.float64)
+    dyn = Dynamics(compile=True)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = dyn.relax(net, x, net.zero_states(4, torch.float64), 30)
+    assert any("torch.compile failed" in str(m.message) for m in w)
+    assert "no compiler here" in dyn.compile_error
+    ref = Dynamics().relax(net, x, net.zero_states(4, torch.float64), 30)
+    assert all(torch.equal(a, b) for a, b in zip(out, ref))
+
+
+def test_bf16_dynamics_keep_float32_master_weights_and_contrast():
+    torch.manual_seed(0)
+    net = EPNetwork.fc([20, 16], n_classes=3, n_perclass=2, neuron=Neuron(2.0, "rate"),
+                       init_scale=0.5)
+    low = low_precision_copy(net)
+    sync_copy(low, net)
+    x = torch.rand(32, 20)
+    y = torch.randint(0, 3, (32,))
+    cfg = EPConfig(0.2, 80, 40, "three-phase")
+    ep_gradients(net, x, y, cfg)
+    ref = torch.cat([p.grad.flatten() for p in net.parameters()])
+    ep_gradients(net, x, y, cfg, dynamics_net=low)
+    got = torch.cat([p.grad.flatten() for p in net.parameters()])
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32
+               for p in net.parameters())
+    assert next(low.parameters()).dtype == torch.bfloat16
+    assert torch.nn.functional.cosine_similarity(got, ref, dim=0) > 0.9
+
+
+@pytest.mark.parametrize("bad", [{"update": "random"}, {"tol": -1.0}])
+def test_bad_dynamics_options(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Dynamics(**bad)
