@@ -1,4 +1,4 @@
-"""Command line: ``stochep train | eval | presets | gradcheck``.
+"""Command line: ``stochep train | eval | presets | gradcheck | memory | energy``.
 
 Errors the user can fix (unknown preset or key, wrong type, missing data, damaged checkpoint,
 invalid values) print one line on stderr and exit with code 2; a diverged run exits with 1 and
@@ -64,6 +64,39 @@ def _add_gradcheck(sub):
     p.add_argument("--estimator", default="three-phase")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=0.99)
+
+
+def _add_memory(sub):
+    p = sub.add_parser("memory", help="peak memory of one training step, EP vs BPTT (Table 2)")
+    p.add_argument("--preset", help="a preset (see `stochep presets`)")
+    p.add_argument("--algo", choices=["ep", "bptt"], help="measure one rule (default: both)")
+    p.add_argument("--batch-size", type=int,
+                   help="default 128; --table: 128, or 64 for imdb presets")
+    p.add_argument("--T-free", type=int, dest="T_free", help="override the preset's T_free")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--table", action="store_true", help="every preset, in Table 2's layout")
+    mode.add_argument("--sweep-T", type=int, nargs="+", metavar="T",
+                      help="memory against T_free for --preset, e.g. 10 20 50 100")
+    p.add_argument("--plot", default="memory_sweep.png", help="PNG of --sweep-T ([plot] extra)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--json", help="write the result as JSON to this file ('-': stdout)")
+
+
+def _add_energy(sub):
+    p = sub.add_parser("energy", help="MAC/AC counts and energy vs full precision (sec. 5.1)")
+    p.add_argument("--preset", help="a preset (see `stochep presets`)")
+    p.add_argument("--checkpoint", help="use trained weights (and the config) of this checkpoint")
+    p.add_argument("--data-dir")
+    p.add_argument("--rates", type=float, nargs="+", metavar="IFR",
+                   help="firing rate of each hidden and output layer instead of measuring")
+    p.add_argument("--samples", type=int, default=128, help="test samples for the rates")
+    p.add_argument("--snn-outputs", type=int, default=700,
+                   help="readout neurons of the spiking model (paper's worst case: 700)")
+    p.add_argument("--fp-outputs", type=int, default=10,
+                   help="readout neurons of the full-precision model")
+    p.add_argument("--json", help="write the report as JSON to this file ('-': stdout)")
 
 
 def build_config(args) -> Config:
@@ -176,8 +209,55 @@ def cmd_gradcheck(args) -> int:
     return 0 if cmin >= args.threshold else 1
 
 
+def _write_json(path, obj) -> None:
+    if path == "-":
+        print(json.dumps(obj, indent=2))
+        return
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+
+
+def cmd_memory(args) -> int:
+    from .memory import run_command
+
+    res, text = run_command(args.preset, args.algo, args.batch_size, args.T_free, args.table,
+                            args.sweep_T, args.plot, args.device, args.set)
+    if args.json:
+        _write_json(args.json, res)
+    if args.json != "-":
+        print(text)
+    return 0
+
+
+def cmd_energy(args) -> int:
+    from .opcount import format_report, run_energy
+    from .presets import load_preset
+
+    ckpt = None
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint)
+        cfg = Config.from_dict(ckpt["config"])
+        if args.preset and cfg.preset not in (None, args.preset):
+            raise ConfigError(f"--preset {args.preset} does not match the checkpoint's preset "
+                              f"{cfg.preset}; drop --preset")
+    elif args.preset:
+        cfg = load_preset(args.preset)[0]
+    else:
+        raise ConfigError("--preset or --checkpoint is required")
+    rep = run_energy(cfg.validate(), ckpt, args.data_dir, args.rates, args.samples,
+                     args.snn_outputs, args.fp_outputs)
+    if args.checkpoint:
+        rep["checkpoint"] = os.path.abspath(args.checkpoint)
+    if args.json:
+        _write_json(args.json, rep)
+    if args.json != "-":
+        print(f"{cfg.preset or cfg.dataset}: firing rates {rep['rates_source']}")
+        print(format_report(rep))
+    return 0
+
+
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
-            "gradcheck": cmd_gradcheck}
+            "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy}
 
 
 def main(argv=None) -> int:
@@ -187,6 +267,8 @@ def main(argv=None) -> int:
     _add_eval(sub)
     sub.add_parser("presets", help="print the Table 3 presets")
     _add_gradcheck(sub)
+    _add_memory(sub)
+    _add_energy(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
