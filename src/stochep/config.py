@@ -49,6 +49,7 @@ class Config:
     tol: float = 0.0
     compile: bool = False
     dynamics_dtype: str = "float32"
+    device: str = "cpu"  # "cuda" on a GPU machine
     # optimisation (appendix E)
     optimizer: str = "sgd"
     lr: float = 0.01

@@ -61,14 +61,15 @@ class Trainer:
         self.data = data
         self.out_dir = out_dir
         self.progress = progress
-        self.net = build_network(cfg, data.input_shape, data.n_classes)
+        self.device = torch.device(cfg.device)
+        self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
         self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
         self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile)
         self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
                         if cfg.dynamics_dtype != "float32" else None)
         self.opt = make_optimizer(cfg, self.net.parameters())
         self.sched = make_scheduler(cfg, self.opt)
-        self.spike_rng = SpikeRNG(cfg.seed)
+        self.spike_rng = SpikeRNG(cfg.seed, self.device)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.sign_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.epoch = 0
@@ -89,7 +90,7 @@ class Trainer:
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = self._inputs(x_all[idx]), y_all[idx]
+            x, y = self._inputs(x_all[idx]), y_all[idx].to(self.device)
             if cfg.augment:
                 from .data.augment import augment_batch
                 x = augment_batch(x, self.data_gen)
@@ -118,8 +119,8 @@ class Trainer:
         return res.free, res.loss
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Reshape a flat batch to the network's input shape (e.g. 784 -> 1x28x28 for conv)."""
-        return x.reshape(len(x), *self.net.input_shape)
+        """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv), on device."""
+        return x.reshape(len(x), *self.net.input_shape).to(self.device)
 
     def _check_finite(self, states, batch: int) -> None:
         where = f"epoch {self.epoch + 1}, batch {batch + 1}"
@@ -133,13 +134,13 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
         """Test accuracy of the free phase with stochastic spikes (as in training)."""
-        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET)
+        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self._inputs(x[i:i + batch_size])
             states = self.dynamics.relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
                                          self.cfg.T_free, rng)
-            correct += (self.net.predict(states[-1]) == y[i:i + batch_size]).sum().item()
+            correct += (self.net.predict(states[-1]).cpu() == y[i:i + batch_size]).sum().item()
         return correct / len(y)
 
     # ---- checkpoints --------------------------------------------------------------------
