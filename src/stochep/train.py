@@ -21,6 +21,7 @@ from .bptt import bptt_gradients
 from .checkpoint import load_checkpoint, save_atomic
 from .config import Config
 from .data import Dataset
+from .data.augment import augment_batch
 from .dynamics import Dynamics
 from .ep import EPConfig, ep_gradients, low_precision_copy, sync_copy
 from .models import build_network
@@ -92,7 +93,6 @@ class Trainer:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = self._inputs(x_all[idx]), y_all[idx].to(self.device)
             if cfg.augment:
-                from .data.augment import augment_batch
                 x = augment_batch(x, self.data_gen)
             free, loss = self.gradients(x, y)
             self._check_finite(free, b)

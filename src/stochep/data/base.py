@@ -42,8 +42,13 @@ def _fashion_mnist(data_dir=None, **kw):
     return load_fashion_mnist(data_dir, **kw)
 
 
+def _cifar10(data_dir=None, **kw):
+    from .cifar10 import load_cifar10
+    return load_cifar10(data_dir, **kw)
+
+
 DATASETS: dict[str, Callable[..., Dataset]] = {
-    "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist,
+    "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist, "cifar10": _cifar10,
 }
 
 

@@ -1,0 +1,162 @@
+"""Convolution + max-pooling interaction: energy term ``-r_hi . (maxpool(conv(r_lo)) + b)``.
+
+The coupling of eq. 3/13 for convolutional layers: ``up(r_lo) = P(W * r_lo) + b`` with ``W *`` a
+2-D convolution and ``P`` a max-pooling (``pool = 1``: no pooling). The pooling indices are
+taken from the *rates* below (``context``), never from spikes: binary spikes tie almost
+everywhere. Given the indices the term is bilinear in ``(r_lo, r_hi)``, so
+
+- ``drive_up``   = conv(s_lo) gathered at the indices, plus ``b``        (``-dE/dr_hi``);
+- ``drive_down`` = conv_transpose(unpool(s_hi))                          (``-dE/dr_lo``);
+- ``contrast``   = ``-conv2d_weight(r_lo, unpool(r_hi)) / B`` and ``-sum(r_hi) / B``.
+
+Each drive is one convolution, without autograd. Un-pooling is a ``scatter_add`` of the upper
+values onto their arg-max positions, which equals ``max_unpool2d`` for non-overlapping windows
+and also sums correctly when windows overlap (``pool_stride < pool``), as autograd does.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Interaction
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    t = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(t) != 2 or any(isinstance(a, bool) or not isinstance(a, int) for a in t):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return t
+
+
+class ConvPool(Interaction):
+    """2-D convolution (``nn.Conv2d`` layout) followed by max-pooling (floor mode).
+
+    in_shape: ``(C_in, H, W)``. ``out_shape`` is ``(C_out, H', W')`` after the convolution and
+    the pooling (``pool_stride`` defaults to ``pool``). Weights and bias are drawn like
+    ``nn.Conv2d``'s default, uniform(+-1/sqrt(C_in * K_H * K_W)), times ``init_scale``; conv
+    layers settle only for small weights (GUIDE 1.3).
+    """
+
+    def __init__(self, in_shape, out_channels: int, kernel, stride=1, padding=0, pool=1,
+                 pool_stride=None, bias: bool = True, init_scale: float = 1.0):
+        super().__init__()
+        in_shape = tuple(in_shape)
+        if len(in_shape) != 3 or any(isinstance(a, bool) or not isinstance(a, int) or a < 1
+                                     for a in in_shape):
+            raise ValueError(f"in_shape must be (C, H, W) of positive ints, got {in_shape!r}")
+        if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels < 1:
+            raise ValueError(f"out_channels must be an integer >= 1, got {out_channels!r}")
+        self.kernel = _pair(kernel, "kernel")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.pool = _pair(pool, "pool")
+        self.pool_stride = _pair(self.pool if pool_stride is None else pool_stride, "pool_stride")
+        for name, v, low in (("kernel", self.kernel, 1), ("stride", self.stride, 1),
+                             ("padding", self.padding, 0), ("pool", self.pool, 1),
+                             ("pool_stride", self.pool_stride, 1)):
+            if min(v) < low:
+                raise ValueError(f"{name} must be >= {low}, got {v!r}")
+        c, h, w = in_shape
+        conv = tuple((n + 2 * p - k) // s + 1 for n, p, k, s in
+                     zip((h, w), self.padding, self.kernel, self.stride))
+        if min(conv) < 1:
+            raise ValueError(f"convolution output is empty: input {h}x{w} with kernel "
+                             f"{self.kernel}, padding {self.padding}, stride {self.stride} "
+                             f"gives {conv[0]}x{conv[1]}")
+        out = tuple((n - k) // s + 1 for n, k, s in zip(conv, self.pool, self.pool_stride))
+        if min(out) < 1:
+            raise ValueError(f"pooling output is empty: convolution output {conv[0]}x{conv[1]} "
+                             f"with pool {self.pool}, pool_stride {self.pool_stride} gives "
+                             f"{out[0]}x{out[1]}")
+        self.in_shape = in_shape
+        self.conv_shape = (out_channels, *conv)
+        self.out_shape = (out_channels, *out)
+        # output_padding that makes the transposed convolution return exactly (H, W)
+        self._out_pad = tuple(n - ((o - 1) * s - 2 * p + k) for n, o, s, p, k in
+                              zip((h, w), conv, self.stride, self.padding, self.kernel))
+        self.pooled = self.pool != (1, 1) or self.pool_stride != (1, 1)
+        bound = init_scale / math.sqrt(c * self.kernel[0] * self.kernel[1])
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, c, *self.kernel).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound)) if bias else None
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _conv(self, s_lo: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(s_lo, self.weight, None, self.stride, self.padding)
+
+    def _pool_indices(self, y: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(y, self.pool, self.pool_stride, return_indices=True)[1]
+
+    def _unpool(self, s_hi: torch.Tensor, idx) -> torch.Tensor:
+        """Place upper values at their arg-max positions of the conv output (summing overlaps)."""
+        s_hi = s_hi.view(s_hi.shape[0], *self.out_shape)
+        if not self.pooled:
+            return s_hi
+        if idx is None:
+            raise ValueError("ConvPool with pooling needs the context (pooling indices) from "
+                             "context(r_lo) for drive_down")
+        b, c = s_hi.shape[:2]
+        z = s_hi.new_zeros(b, c, self.conv_shape[1] * self.conv_shape[2])
+        z = z.scatter_add(2, idx.flatten(2), s_hi.flatten(2))
+        return z.view(b, *self.conv_shape)
+
+    # ---- interface ------------------------------------------------------------------------
+    def context(self, r_lo: torch.Tensor):
+        """Max-pooling indices of ``conv(r_lo)`` (``None`` without pooling); one conv, no grad."""
+        if not self.pooled:
+            return None
+        with torch.no_grad():
+            return self._pool_indices(self._conv(r_lo.view(r_lo.shape[0], *self.in_shape)))
+
+    def _up(self, s_lo, ctx):
+        """``maxpool(conv(s_lo))`` at the indices ``ctx`` (or its own indices), without bias."""
+        y = self._conv(s_lo.view(s_lo.shape[0], *self.in_shape))
+        if not self.pooled:
+            return y
+        if ctx is None:
+            return F.max_pool2d(y, self.pool, self.pool_stride)
+        return y.flatten(2).gather(2, ctx.flatten(2)).view(y.shape[0], *self.out_shape)
+
+    def drive_up(self, s_lo, ctx=None):
+        y = self._up(s_lo, ctx)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def drive_down(self, s_hi, ctx=None):
+        return F.conv_transpose2d(self._unpool(s_hi, ctx), self.weight, None, self.stride,
+                                  self.padding, self._out_pad)
+
+    # fused forms used by the step (bias split out, added once per phase)
+    def bias_up(self):
+        return None if self.bias is None else self.bias.view(-1, 1, 1)
+
+    def add_up_(self, acc, s_lo, ctx, alpha):
+        acc.add_(self._up(s_lo, ctx).view_as(acc), alpha=alpha)
+
+    def add_down_(self, acc, s_hi, ctx, alpha):
+        acc.add_(self.drive_down(s_hi, ctx).view_as(acc), alpha=alpha)
+
+    def energy(self, r_lo, r_hi):
+        """Per-sample ``-sum(r_hi * (maxpool(conv(r_lo)) + b))`` (eq. 3/13), shape ``[B]``."""
+        return -(r_hi.view(r_hi.shape[0], *self.out_shape) * self.drive_up(r_lo)).flatten(1).sum(1)
+
+    def contrast(self, r_lo, r_hi):
+        b = r_lo.shape[0]
+        r_lo = r_lo.view(b, *self.in_shape)
+        g = self._unpool(r_hi, self.context(r_lo))
+        grads = [-torch.nn.grad.conv2d_weight(r_lo, self.weight.shape, g, self.stride,
+                                              self.padding) / b]
+        if self.bias is not None:
+            grads.append(-r_hi.view(b, *self.out_shape).sum((0, 2, 3)) / b)
+        return grads
+
+    def macs(self) -> int:
+        """``C_in K_H K_W C_out O_H O_W`` with O the convolution output size (eq. 16)."""
+        return math.prod(self.weight.shape) * self.conv_shape[1] * self.conv_shape[2]
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_shape} -> {self.out_shape}, kernel={self.kernel}, "
+                f"stride={self.stride}, padding={self.padding}, pool={self.pool}, "
+                f"pool_stride={self.pool_stride}")
