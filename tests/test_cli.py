@@ -104,3 +104,29 @@ def test_gradcheck_command_passes_and_prints_cosine_min():
     assert last.startswith("cosine_min=") and float(last.split("=")[1]) >= 0.99
     bad = run("gradcheck", "--widths", "64", "32", "--T", "5")  # far from settled
     assert bad.returncode == 1
+
+
+def test_gradcheck_on_the_mnist_2c_preset_narrowed():
+    mnist = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+    res = run("gradcheck", "--preset", "mnist-2c", "--narrow", "8", "--data-dir",
+              os.environ.get("STOCHEP_MNIST_DIR", mnist), "--batch", "4", "--T", "400")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "interactions.1.weight" in res.stdout  # the second conv layer is checked
+    assert float(res.stdout.strip().splitlines()[-1].split("=")[1]) >= 0.99
+
+
+def test_every_preset_loads_and_builds():
+    from stochep.models import build_network
+    from stochep.presets import load_preset, preset_names
+
+    shapes = {"mnist": (784,), "cifar10": (3, 32, 32)}
+    assert {"mnist-1fc", "mnist-2fc", "mnist-2c", "cifar10-5c", "cifar10-5cp"} <= set(
+        preset_names())
+    for name in preset_names():
+        cfg, paper = load_preset(name)
+        assert cfg.validate() and "accuracy" in paper
+        net = build_network(cfg, shapes[cfg.dataset], 10)
+        assert net.layer_shapes[-1] == (10 * cfg.n_perclass,)
+    assert load_preset("cifar10-5c")[0].layers[-1]["conv"] == 256
+    assert build_network(load_preset("cifar10-5c")[0], (3, 32, 32), 10).layer_shapes[3] == (
+        256, 2, 2)

@@ -54,6 +54,10 @@ def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="compare EP and BPTT gradients (mean field, float64)")
     p.add_argument("--widths", type=int, nargs="+", default=[64, 64, 64],
                    help="input and hidden widths (the input must be 64 for digits)")
+    p.add_argument("--preset", help="check this preset's architecture on its dataset instead")
+    p.add_argument("--narrow", type=int, default=1,
+                   help="with --preset: divide every width and channel count by this")
+    p.add_argument("--data-dir", help="with --preset: the dataset's directory")
     p.add_argument("--n-perclass", type=int, default=2)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--beta", type=float, default=1e-4)
@@ -192,15 +196,19 @@ def cmd_gradcheck(args) -> int:
     from .network import EPNetwork
     from .neurons import Neuron
 
-    data = load_dataset("digits")
-    if args.widths[0] != data.input_shape[0]:
-        raise ConfigError(f"--widths must start with the input size {data.input_shape[0]}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        net = EPNetwork.fc(args.widths, data.n_classes, args.n_perclass,
-                           Neuron(args.kappa, "rate"), args.lam, args.init_scale)
-    rows = compare_ep_bptt(net, data.x_train[:args.batch], data.y_train[:args.batch],
-                           args.beta, args.T, args.T, args.estimator)
+    if args.preset:
+        net, data = _preset_network(args)
+    else:
+        data = load_dataset("digits")
+        if args.widths[0] != data.input_shape[0]:
+            raise ConfigError(f"--widths must start with the input size {data.input_shape[0]}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            net = EPNetwork.fc(args.widths, data.n_classes, args.n_perclass,
+                               Neuron(args.kappa, "rate"), args.lam, args.init_scale)
+    x = data.x_train[:args.batch].reshape(args.batch, *net.input_shape)
+    rows = compare_ep_bptt(net, x, data.y_train[:args.batch], args.beta, args.T, args.T,
+                           args.estimator)
     print(f"{'parameter':<26}{'cosine':>10}{'norm_ratio':>12}")
     for r in rows:
         print(f"{r['param']:<26}{r['cosine']:>10.5f}{r['norm_ratio']:>12.4f}")
@@ -254,6 +262,23 @@ def cmd_energy(args) -> int:
         print(f"{cfg.preset or cfg.dataset}: firing rates {rep['rates_source']}")
         print(format_report(rep))
     return 0
+
+
+def _preset_network(args):
+    """The preset's network (widths divided by --narrow) and its dataset, for gradcheck."""
+    from .data import load_dataset
+    from .models import build_network
+    from .presets import load_preset
+
+    if args.narrow < 1:
+        raise ConfigError(f"--narrow must be an integer >= 1, got {args.narrow}")
+    cfg = load_preset(args.preset)[0]
+    cfg.layers = [max(1, spec // args.narrow) if isinstance(spec, int)
+                  else {**spec, "conv": max(1, spec["conv"] // args.narrow)}
+                  for spec in cfg.layers]
+    cfg.n_perclass, cfg.seed = args.n_perclass, args.seed
+    data = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
+    return build_network(cfg, data.input_shape, data.n_classes), data
 
 
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
