@@ -1,57 +1,19 @@
-"""Train the paper's 1FC and 2FC presets on the real MNIST; accuracy per epoch and wall time.
+"""Issue benchmark: 1FC and 2FC on the real MNIST (../shared/data/mnist), one after the other.
 
-Each model trains in its own run directory (checkpointed every epoch, so an interrupted
-benchmark resumes with --resume) until its epoch count or its time budget runs out.
+Runs ``train_preset.py`` for each model with the same budget and overrides; each writes
+``results/train_<model>.json`` with accuracy per epoch and wall time.
 
-    python benchmarks/mnist_fc.py --model mnist-1fc --minutes 55 [--set key=value ...]
+    python benchmarks/mnist_fc.py [--minutes 50] [--set key=value ...]
 """
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-import time
 
-from common import data_dir, write_json
-from stochep.data import load_dataset
-from stochep.presets import load_preset
-from stochep.train import Trainer
+import train_preset
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="mnist-1fc")
-    p.add_argument("--minutes", type=float, default=55.0, help="time budget for training")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", help="run directory (default benchmarks/results/runs/<model>)")
-    p.add_argument("--resume", action="store_true")
-    args = p.parse_args(argv)
-    cfg, paper = load_preset(args.model)
-    cfg.data_dir = data_dir("mnist")
-    cfg.apply_overrides(args.set).validate()
-    out = args.out or os.path.join(os.path.dirname(__file__), "results", "runs", args.model)
-    data = load_dataset("mnist", cfg.data_dir)
-    tr = Trainer(cfg, data, out, progress=False)
-    if args.resume:
-        tr.resume()
-    t0 = time.perf_counter()
-    while tr.epoch < cfg.epochs:
-        tr.fit(stop_after=tr.epoch + 1)
-        row = tr.history[-1]
-        print(f"{args.model} epoch {row['epoch']}: train_acc {row['train_acc']:.4f} "
-              f"test_acc {row['test_acc']:.4f} ({row['time_s']:.0f}s)", flush=True)
-        elapsed = time.perf_counter() - t0
-        if elapsed + row["time_s"] * 1.1 > args.minutes * 60:
-            break
-    hist = tr.history
-    write_json(f"mnist_fc_{args.model}.json", {
-        "model": args.model, "overrides": args.set, "config": cfg.to_dict(),
-        "paper_accuracy": paper.get("accuracy"), "epochs_run": tr.epoch,
-        "test_acc_per_epoch": [h["test_acc"] for h in hist],
-        "train_acc_per_epoch": [h["train_acc"] for h in hist],
-        "best_test_acc": tr.best_acc, "final_test_acc": hist[-1]["test_acc"],
-        "train_minutes": tr.train_time / 60, "wall_minutes": (time.perf_counter() - t0) / 60,
-        "firing_rate_last_epoch": hist[-1]["firing_rate"]})
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for model in ("mnist-1fc", "mnist-2fc"):
+        train_preset.main(["--model", model, *argv])
     return 0
 
 

@@ -1,0 +1,67 @@
+"""Train one preset on its real dataset within a time budget; accuracy per epoch and wall time.
+
+The model trains in its own run directory (checkpointed every epoch, so an interrupted
+benchmark resumes with --resume) until its epoch count or its time budget runs out. Data come
+from ../shared/data/<dataset> or $STOCHEP_<DATASET>_DIR.
+
+    python benchmarks/train_preset.py --model mnist-2c --minutes 55 [--train-subset N] [--set k=v]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from common import data_dir, write_json
+from stochep.data import load_dataset
+from stochep.presets import load_preset
+from stochep.train import Trainer
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="mnist-1fc")
+    p.add_argument("--minutes", type=float, default=55.0, help="time budget for training")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", help="run directory (default benchmarks/results/runs/<model>)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--train-subset", type=int, default=0, help="train on the first N images")
+    p.add_argument("--tag", default="", help="suffix of the JSON and run directory names")
+    args = p.parse_args(argv)
+    cfg, paper = load_preset(args.model)
+    cfg.data_dir = data_dir(cfg.dataset)
+    cfg.apply_overrides(args.set).validate()
+    name = args.model + args.tag
+    out = args.out or os.path.join(os.path.dirname(__file__), "results", "runs", name)
+    data = load_dataset(cfg.dataset, cfg.data_dir)
+    if args.train_subset:
+        data.x_train = data.x_train[:args.train_subset]
+        data.y_train = data.y_train[:args.train_subset]
+    tr = Trainer(cfg, data, out, progress=False)
+    if args.resume:
+        tr.resume()
+    t0 = time.perf_counter()
+    while tr.epoch < cfg.epochs:
+        tr.fit(stop_after=tr.epoch + 1)
+        row = tr.history[-1]
+        print(f"{args.model} epoch {row['epoch']}: train_acc {row['train_acc']:.4f} "
+              f"test_acc {row['test_acc']:.4f} ({row['time_s']:.0f}s)", flush=True)
+        elapsed = time.perf_counter() - t0
+        if elapsed + row["time_s"] * 1.1 > args.minutes * 60:
+            break
+    hist = tr.history
+    write_json(f"train_{name}.json", {
+        "model": args.model, "overrides": args.set, "config": cfg.to_dict(),
+        "train_subset": args.train_subset or len(data.y_train), "n_test": len(data.y_test),
+        "paper_accuracy": paper.get("accuracy"), "epochs_run": tr.epoch,
+        "test_acc_per_epoch": [h["test_acc"] for h in hist],
+        "train_acc_per_epoch": [h["train_acc"] for h in hist],
+        "best_test_acc": tr.best_acc, "final_test_acc": hist[-1]["test_acc"],
+        "train_minutes": tr.train_time / 60, "wall_minutes": (time.perf_counter() - t0) / 60,
+        "firing_rate_last_epoch": hist[-1]["firing_rate"]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
