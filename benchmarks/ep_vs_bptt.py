@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from common import data_dir, print_table, write_json
+from stochep.config import Config
 from stochep.data import load_dataset
 from stochep.presets import load_preset
 from stochep.train import Trainer
@@ -22,12 +23,18 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--bptt-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra overrides for the BPTT run only (e.g. lr=0.0005)")
+    p.add_argument("--tag", default="")
     args = p.parse_args(argv)
     rows = []
     for algo in ("ep", "bptt"):
         cfg, _ = load_preset(args.model)
         cfg.data_dir = data_dir(cfg.dataset)
-        cfg.apply_overrides(args.set + [f"algo={algo}", f"epochs={args.epochs}"]).validate()
+        cfg.apply_overrides(args.set + [f"algo={algo}", f"epochs={args.epochs}"])
+        if algo == "bptt":
+            cfg.bptt = {**cfg.bptt, **Config().apply_overrides(args.bptt_set).diff()}
+        cfg.validate()
         data = load_dataset(cfg.dataset, cfg.data_dir)
         if args.train_subset:
             data.x_train = data.x_train[:args.train_subset]
@@ -40,9 +47,9 @@ def main(argv=None) -> int:
                      "s_per_epoch": tr.train_time / args.epochs})
         print(rows[-1], flush=True)
     print_table(rows, ["algo", "optimizer", "lr", "final_test_acc", "s_per_epoch"])
-    write_json(f"ep_vs_bptt_{args.model}.json", {"model": args.model, "epochs": args.epochs,
-                                                 "train_subset": args.train_subset,
-                                                 "overrides": args.set, "rows": rows})
+    write_json(f"ep_vs_bptt_{args.model}{args.tag}.json", {
+        "model": args.model, "epochs": args.epochs, "train_subset": args.train_subset,
+        "overrides": args.set, "bptt_overrides": args.bptt_set, "rows": rows})
     return 0
 
 

@@ -100,6 +100,11 @@ class Config:
             cfg.set(k, v)
         return cfg.validate()
 
+    def diff(self) -> dict[str, Any]:
+        """The fields that differ from the defaults."""
+        base = type(self)().to_dict()
+        return {k: v for k, v in self.to_dict().items() if base[k] != v}
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
