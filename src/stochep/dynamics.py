@@ -150,7 +150,4 @@ def relax(net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
           rng: SpikeRNG | None = None, beta: float = 0.0,
           target: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Run one synchronous phase of ``steps`` steps from ``states``; returns the final states."""
-    consts = phase_constants(net, x)
-    for _ in range(steps):
-        states = step(net, consts, states, rng, beta, target)
-    return states
+    return Dynamics().relax(net, x, states, steps, rng, beta, target)
