@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from common import data_dir, print_table, write_json
+
 from stochep.config import Config
 from stochep.data import load_dataset
 from stochep.presets import load_preset

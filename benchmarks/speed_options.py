@@ -14,8 +14,8 @@ import sys
 import time
 
 import torch
-
 from common import best_time, data_dir, print_table, write_json
+
 from stochep.config import Config
 from stochep.data import load_dataset
 from stochep.rng import SpikeRNG

@@ -11,15 +11,13 @@ import argparse
 import sys
 
 import torch
-
 from common import best_time, print_table, write_json
-from stochep.data.base import Dataset
+
 from stochep.ep import EPConfig, ep_gradients
 from stochep.models import build_network
 from stochep.presets import load_preset
 from stochep.reference import reference_ep_gradients
 from stochep.rng import SpikeRNG
-
 
 INPUT_SHAPES = {"mnist": (784,), "fashion-mnist": (784,), "cifar10": (3, 32, 32)}
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from common import data_dir, write_json
+
 from stochep.data import load_dataset
 from stochep.presets import load_preset
 from stochep.train import Trainer

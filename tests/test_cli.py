@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from shared_data import shared_data
 
 from stochep.checkpoint import load_checkpoint
 
@@ -107,9 +108,8 @@ def test_gradcheck_command_passes_and_prints_cosine_min():
 
 
 def test_gradcheck_on_the_mnist_2c_preset_narrowed():
-    mnist = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
     res = run("gradcheck", "--preset", "mnist-2c", "--narrow", "8", "--data-dir",
-              os.environ.get("STOCHEP_MNIST_DIR", mnist), "--batch", "4", "--T", "400")
+              str(shared_data("mnist")), "--batch", "4", "--T", "400")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "interactions.1.weight" in res.stdout  # the second conv layer is checked
     assert float(res.stdout.strip().splitlines()[-1].split("=")[1]) >= 0.99

@@ -1,7 +1,6 @@
 """MNIST / Fashion-MNIST IDX loading: parsing, layouts, the real files, errors and --download."""
 import gzip
 import hashlib
-import os
 import time
 import urllib.error
 from pathlib import Path
@@ -9,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_data import shared_data
 
 from stochep.data import DataError, load_dataset, mnist
 from stochep.data.mnist import FILES, load_mnist
 
-REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-if not REAL_MNIST.is_dir() and os.environ.get("STOCHEP_MNIST_DIR"):
-    REAL_MNIST = Path(os.environ["STOCHEP_MNIST_DIR"])
+REAL_MNIST = shared_data("mnist")
 
 N = {"train": 5, "t10k": 3}
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from shared_data import shared_data
 
 from stochep import opcount
 from stochep.config import Config
@@ -75,7 +76,7 @@ def test_cli_energy_2fc_with_the_papers_rates(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "stochep", "energy", "--preset", "mnist-2fc",
                           "--rates", "0.21", "0.19", "0.12", "--data-dir",
-                          "/work/shared/data/mnist", "--json", str(out)],
+                          str(shared_data("mnist")), "--json", str(out)],
                          check=False, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     rep = json.loads(out.read_text())

@@ -13,8 +13,13 @@ import yaml
 
 from .ep import ESTIMATORS
 from .neurons import SPIKE_MODES
-from .validation import (check_choice, check_int_at_least, check_nonzero, check_positive,
-                         check_unit_interval)
+from .validation import (
+    check_choice,
+    check_int_at_least,
+    check_nonzero,
+    check_positive,
+    check_unit_interval,
+)
 
 
 class ConfigError(ValueError):
@@ -61,7 +66,7 @@ class Config:
     seed: int = 0
     preset: str | None = None
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         check_positive("kappa", self.kappa)
         check_unit_interval("lam", self.lam)
         check_nonzero("beta", self.beta)
@@ -89,7 +94,7 @@ class Config:
             raise ValueError(f"layers must be a list, got {self.layers!r}")
         return self
 
-    def resolved(self) -> "Config":
+    def resolved(self) -> Config:
         """The config actually trained: with the ``bptt:`` overrides applied for BPTT."""
         if self.algo != "bptt" or not self.bptt:
             return self
@@ -109,7 +114,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -133,7 +138,7 @@ class Config:
                                   f"got {value!r} ({type(value).__name__})")
         setattr(self, key, value)
 
-    def apply_overrides(self, pairs: list[str]) -> "Config":
+    def apply_overrides(self, pairs: list[str]) -> Config:
         for pair in pairs:
             if "=" not in pair:
                 raise ConfigError(f"--set expects key=value, got {pair!r}")

@@ -12,7 +12,7 @@ and the stochastic energy (eq. 5) replaces ``rho`` by sampled spikes. The output
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

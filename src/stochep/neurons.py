@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .rng import SpikeRNG
-from .validation import check_positive, check_choice
+from .validation import check_choice, check_positive
 
 SPIKE_MODES = ("bernoulli", "poisson", "rate")
 

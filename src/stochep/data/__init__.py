@@ -1,4 +1,4 @@
 """Datasets, one module each. ``load_dataset(name, data_dir)`` returns a :class:`Dataset`."""
-from .base import Dataset, DataError, load_dataset, DATASETS
+from .base import DATASETS, DataError, Dataset, load_dataset
 
-__all__ = ["Dataset", "DataError", "load_dataset", "DATASETS"]
+__all__ = ["DATASETS", "DataError", "Dataset", "load_dataset"]

@@ -18,6 +18,6 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     x = torch.tensor(d.data, dtype=torch.float32) / 16.0
     y = torch.tensor(d.target, dtype=torch.long)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(split_seed))
-    n_test = int(round(test_fraction * len(y)))
+    n_test = round(test_fraction * len(y))
     te, tr = perm[:n_test], perm[n_test:]
     return Dataset("digits", x[tr], y[tr], x[te], y[te], n_classes=10)

@@ -1,0 +1,18 @@
+"""Where the real datasets kept beside the project (../shared/data) are, for tests."""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data(name: str) -> Path:
+    """``$STOCHEP_<NAME>_DIR``, else ``shared/data/<name>`` beside the checkout or an ancestor of
+    it, else the workplace's ``/work/shared/data/<name>``."""
+    env = os.environ.get(f"STOCHEP_{name.upper().replace('-', '_')}_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [p / "shared" / "data" / name for p in ROOT.parents]
+    candidates.append(Path("/work/shared/data") / name)
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return candidates[0]
