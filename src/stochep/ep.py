@@ -14,6 +14,7 @@ end of each phase (Theorem 3.1/3.2), computed in at least float32.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -82,26 +83,24 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
         free = relax(net, x, net.zero_states(x.shape[0], x.dtype), cfg.T_free, rng)
         beta = cfg.beta
         if cfg.estimator == "three-phase":
-            plus = relax(net, x, free, cfg.T_nudge, rng, beta, target)
-            minus = relax(net, x, free, cfg.T_nudge, rng, -beta, target)
-            hi, lo, scale = contrasts(master, x_master, plus), contrasts(master, x_master, minus), \
-                2.0 * beta
+            hi = relax(net, x, free, cfg.T_nudge, rng, beta, target)
+            lo = relax(net, x, free, cfg.T_nudge, rng, -beta, target)
+            scale = 2.0 * beta
         else:
             if cfg.estimator == "random-sign":
                 if sign_generator is None:
                     raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
                 beta = beta if torch.randint(0, 2, (1,), generator=sign_generator).item() else -beta
-            nudged = relax(net, x, free, cfg.T_nudge, rng, beta, target)
-            hi, lo, scale = contrasts(master, x_master, nudged), contrasts(master, x_master, free), \
-                beta
-        _write_grads(master, [(a - b) / scale for a, b in zip(hi, lo)])
-        return EPResult(free=free, loss=master.loss(free[-1].to(x_master.dtype), target.to(x_master.dtype)))
+            hi, lo, scale = relax(net, x, free, cfg.T_nudge, rng, beta, target), free, beta
+        grads = [(a - b) / scale
+                 for a, b in zip(contrasts(master, x_master, hi), contrasts(master, x_master, lo))]
+        _write_grads(master, grads)
+        dtype = x_master.dtype
+        return EPResult(free=free, loss=master.loss(free[-1].to(dtype), target.to(dtype)))
 
 
 def low_precision_copy(net, dtype=torch.bfloat16):
     """A copy of ``net`` in ``dtype`` for the dynamics; refresh it with :func:`sync_copy`."""
-    import copy
-
     return copy.deepcopy(net).to(dtype)
 
 
