@@ -53,6 +53,7 @@ class Config:
     update: str = "sync"
     tol: float = 0.0
     compile: bool = False
+    pool_every: int = 1  # refresh max-pooling indices every k steps (1 = exact)
     dynamics_dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine
     # optimisation (appendix E)
@@ -76,6 +77,7 @@ class Config:
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("epochs", self.epochs, 1)
         check_int_at_least("seed", self.seed, 0)
+        check_int_at_least("pool_every", self.pool_every, 1)
         check_positive("lr", self.lr)
         check_positive("dt", self.dt)
         check_positive("init_scale", self.init_scale)

@@ -28,7 +28,7 @@ import warnings
 import torch
 
 from .rng import SpikeRNG
-from .validation import check_choice
+from .validation import check_choice, check_int_at_least
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
@@ -63,33 +63,54 @@ def _update(net, i, consts, states, spikes, rates, ctxs, beta, target) -> torch.
     return v.clamp_(0.0, 1.0 / kappa)
 
 
-def _contexts(net, rates):
+def contexts(net, rates, layers=None) -> list:
+    """Per-interaction context (max-pooling indices) from the rates below each interaction.
+
+    ``ctxs[k]`` belongs to interaction ``k`` and is computed from ``rates[k - 1]``; the input's
+    (``k = 0``) is folded into the phase constants. ``layers`` limits the refresh to the
+    interactions above those layers (the others are ``None``).
+    """
     inters = net.interactions
-    return [None] + [inters[k].context(rates[k - 1]) for k in range(1, len(inters))]
+    return [None] + [inters[k].context(rates[k - 1])
+                     if layers is None or k - 1 in layers else None
+                     for k in range(1, len(inters))]
 
 
 def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
-         beta: float = 0.0, target: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """One synchronous Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged)."""
+         beta: float = 0.0, target: torch.Tensor | None = None,
+         ctxs: list | None = None) -> list[torch.Tensor]:
+    """One synchronous Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged).
+
+    ``ctxs``: pooling indices to reuse (see ``Dynamics(pool_every=...)``); ``None`` computes
+    them from the current rates (exact).
+    """
     rates = net.rates(states)
     spikes = net.neuron.sample(rates, rng)
-    ctxs = _contexts(net, rates)
+    if ctxs is None:
+        ctxs = contexts(net, rates)
     return [_update(net, i, consts, states, spikes, rates, ctxs, beta, target)
             for i in range(len(states))]
 
 
 def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
-               beta: float = 0.0, target: torch.Tensor | None = None) -> list[torch.Tensor]:
+               beta: float = 0.0, target: torch.Tensor | None = None,
+               ctxs: list | None = None) -> list[torch.Tensor]:
     """Even/odd step: layers 1, 3, .. update first, then 2, 4, .. from their new spikes.
 
     Each half-step is a block-coordinate step on F, so the mean-field energy still never
-    increases; information crosses two layers per step instead of one.
+    increases; information crosses two layers per step instead of one. Without given ``ctxs``
+    the pooling indices are exact: computed before the step, and after the first half-step
+    refreshed only above the layers it changed.
     """
     states = list(states)
+    exact = ctxs is None
     for parity in (0, 1):
         rates = net.rates(states)
         spikes = net.neuron.sample(rates, rng)
-        ctxs = _contexts(net, rates)
+        if exact:
+            fresh = contexts(net, rates, None if parity == 0 else range(0, len(states), 2))
+            ctxs = fresh if parity == 0 else [f if f is not None else c
+                                              for f, c in zip(fresh, ctxs)]
         for i in range(parity, len(states), 2):
             states[i] = _update(net, i, consts, states, spikes, rates, ctxs, beta, target)
     return states
@@ -104,14 +125,19 @@ class Dynamics:
         noise ends their phases early.
     compile: run the step through ``torch.compile``; if compiling fails, fall back to eager
         mode with a warning.
+    pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
+        interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
+        A fixed point is unchanged (the indices are recomputed there), only the path to it.
     """
 
     def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
-                 compile: bool = False):
+                 compile: bool = False, pool_every: int = 1):
         check_choice("update", update, ("sync", "async"))
         if tol < 0:
             raise ValueError(f"tol must be >= 0, got {tol!r}")
+        check_int_at_least("pool_every", pool_every, 1)
         self.update, self.tol, self.check_every = update, float(tol), int(check_every)
+        self.pool_every = pool_every
         self._eager = step if update == "sync" else step_async
         self._step = self._eager
         self.compile_error: str | None = None
@@ -135,9 +161,11 @@ class Dynamics:
               target: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Run one phase of at most ``steps`` steps from ``states``."""
         consts = phase_constants(net, x)
-        ref = states
+        ref, ctxs = states, None
         for t in range(1, steps + 1):
-            states = self._call(net, consts, states, rng, beta, target)
+            if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
+                ctxs = contexts(net, net.rates(states))
+            states = self._call(net, consts, states, rng, beta, target, ctxs)
             if self.tol > 0 and t % self.check_every == 0:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
                     break

@@ -65,7 +65,8 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
         self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
-        self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile)
+        self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile,
+                                 pool_every=cfg.pool_every)
         self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
                         if cfg.dynamics_dtype != "float32" else None)
         self.opt = make_optimizer(cfg, self.net.parameters())
