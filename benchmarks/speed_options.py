@@ -2,10 +2,12 @@
 
 Part 1 times the spike samplers per element. Part 2 trains the same network with each engine
 option (synchronous fp32 baseline, even/odd updates with half the steps, early exit, torch.compile,
-bf16 dynamics) and reports seconds per epoch and test accuracy.
+bf16 dynamics and, for networks with max-pooling, pooling indices reused for 10 steps) and reports
+seconds per epoch and test accuracy.
 
     python benchmarks/speed_options.py [--dataset digits] [--epochs 5] [--set key=value ...]
     python benchmarks/speed_options.py --dataset mnist --set layers=[512] --train-subset 10000
+    python benchmarks/speed_options.py --preset mnist-2c --options baseline pool_every ...
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from common import best_time, data_dir, print_table, write_json
 
 from stochep.config import Config
 from stochep.data import load_dataset
+from stochep.presets import load_preset
 from stochep.rng import SpikeRNG
 from stochep.train import Trainer
 
@@ -38,17 +41,36 @@ def sampler_rows(n: int = 256 * 612) -> list[dict]:
     return rows
 
 
-def option_rows(cfg: Config, data, epochs: int) -> list[dict]:
+def _has_pooling(cfg: Config) -> bool:
+    return any(isinstance(spec, dict) and (spec.get("pool", 1) > 1 or
+                                           (spec.get("pool_stride") or 1) > 1)
+               for spec in cfg.layers)
+
+
+def option_variants(cfg: Config) -> dict[str, tuple[str, dict]]:
+    """``key -> (row label, config overrides)``; ``baseline`` first."""
     half = max(1, cfg.T_free // 2)
     variants = {
-        "baseline (sync, fp32)": {},
-        f"async, T_free={half}": {"update": "async", "T_free": half},
-        "early exit tol=0.05": {"tol": 0.05},
-        "torch.compile": {"compile": True},
-        "bf16 dynamics": {"dynamics_dtype": "bfloat16"},
+        "baseline": ("baseline (sync, fp32)", {}),
+        "async": (f"async, T_free={half}", {"update": "async", "T_free": half}),
+        "early-exit": ("early exit tol=0.05", {"tol": 0.05}),
+        "compile": ("torch.compile", {"compile": True}),
+        "bf16": ("bf16 dynamics", {"dynamics_dtype": "bfloat16"}),
     }
+    if _has_pooling(cfg):
+        variants["pool_every"] = ("pool_every=10", {"pool_every": 10})
+    return variants
+
+
+def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -> list[dict]:
+    variants = option_variants(cfg)
+    unknown = sorted(set(only or []) - set(variants))
+    if unknown:
+        raise SystemExit(f"unknown or inapplicable option(s) {unknown}; choose from "
+                         f"{sorted(set(variants) - {'baseline'})}")
+    keys = ["baseline"] + [k for k in variants if k != "baseline" and (not only or k in only)]
     rows = []
-    for name, over in variants.items():
+    for name, over in (variants[k] for k in keys):
         c = Config.from_dict({**cfg.to_dict(), **over, "epochs": epochs}).validate()
         tr = Trainer(c, data, progress=False)
         t0 = time.perf_counter()
@@ -68,18 +90,23 @@ def option_rows(cfg: Config, data, epochs: int) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
+    p.add_argument("--preset", help="start from this preset (its dataset) instead of the defaults")
+    p.add_argument("--options", nargs="+", metavar="OPTION",
+                   help="options to compare with the baseline: async early-exit compile bf16 "
+                        "pool_every (default: all that apply)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", default="speed_options.json")
     args = p.parse_args(argv)
-    cfg = Config(dataset=args.dataset).apply_overrides(args.set).validate()
-    data = load_dataset(args.dataset, None if args.dataset == "digits" else data_dir(args.dataset))
+    cfg = load_preset(args.preset)[0] if args.preset else Config(dataset=args.dataset)
+    cfg.apply_overrides(args.set).validate()
+    data = load_dataset(cfg.dataset, None if cfg.dataset == "digits" else data_dir(cfg.dataset))
     if args.train_subset:
         data.x_train, data.y_train = data.x_train[:args.train_subset], data.y_train[:args.train_subset]
     s_rows = sampler_rows()
     print_table(s_rows, ["sampler", "ns_per_element", "speedup"])
-    o_rows = option_rows(cfg, data, args.epochs)
+    o_rows = option_rows(cfg, data, args.epochs, args.options)
     print_table(o_rows, ["option", "first_epoch_s", "epoch_s", "speedup", "test_acc", "best_acc"])
     write_json(args.json, {"config": cfg.to_dict(), "epochs": args.epochs,
                            "samplers": s_rows, "options": o_rows})

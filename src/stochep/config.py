@@ -15,6 +15,7 @@ from .ep import ESTIMATORS
 from .neurons import SPIKE_MODES
 from .validation import (
     check_choice,
+    check_ep_noise_options,
     check_int_at_least,
     check_nonzero,
     check_positive,
@@ -49,6 +50,8 @@ class Config:
     T_nudge: int = 10
     beta: float = 0.5
     estimator: str = "random-sign"
+    average_last: int = 1  # EP contrast from the mean state of each phase's last k steps
+    shared_noise: bool = False  # three-phase: the -beta phase replays the +beta spikes
     # speed options (README "Speed"): update order, early exit, torch.compile, bf16 dynamics
     update: str = "sync"
     tol: float = 0.0
@@ -83,6 +86,8 @@ class Config:
         check_positive("init_scale", self.init_scale)
         check_choice("spikes", self.spikes, SPIKE_MODES)
         check_choice("estimator", self.estimator, ESTIMATORS)
+        check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
+                               min(self.T_free, self.T_nudge))
         check_choice("update", self.update, ("sync", "async"))
         check_choice("dynamics_dtype", self.dynamics_dtype, ("float32", "bfloat16"))
         if not isinstance(self.tol, (int, float)) or self.tol < 0:

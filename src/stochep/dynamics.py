@@ -144,6 +144,7 @@ class Dynamics:
         if compile:
             self._step = torch.compile(self._eager, dynamic=False)
         self.last_steps = 0  # steps taken by the most recent phase
+        self.last_average: list[torch.Tensor] | None = None  # see relax(average_last=...)
 
     def _call(self, *args):
         try:
@@ -158,19 +159,30 @@ class Dynamics:
 
     def relax(self, net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
               rng: SpikeRNG | None = None, beta: float = 0.0,
-              target: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Run one phase of at most ``steps`` steps from ``states``."""
+              target: torch.Tensor | None = None, average_last: int = 1) -> list[torch.Tensor]:
+        """Run one phase of at most ``steps`` steps from ``states``; returns the final states.
+
+        ``average_last = k > 1`` also keeps the mean of the states over the phase's last ``k``
+        steps in ``self.last_average`` (a lower-noise equilibrium estimate for the EP contrast
+        of stochastic networks); with ``k = 1`` it is the final state.
+        """
         consts = phase_constants(net, x)
         ref, ctxs = states, None
+        total, count = None, 0
+        t = 0
         for t in range(1, steps + 1):
             if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
                 ctxs = contexts(net, net.rates(states))
             states = self._call(net, consts, states, rng, beta, target, ctxs)
+            if average_last > 1 and t > steps - average_last:
+                total = list(states) if total is None else [a + b for a, b in zip(total, states)]
+                count += 1
             if self.tol > 0 and t % self.check_every == 0:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
                     break
                 ref = states
-        self.last_steps = t if steps > 0 else 0
+        self.last_steps = t
+        self.last_average = states if count == 0 else [a / count for a in total]
         return states
 
 

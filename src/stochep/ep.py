@@ -11,6 +11,14 @@ end of each phase (Theorem 3.1/3.2), computed in at least float32.
 - ``three-phase`` (eq. 22): ``g = (dE/dtheta(xi^{+beta}) - dE/dtheta(xi^{-beta})) / (2 beta)``;
   bias O(beta^2). Eq. 22 is printed with ``1/beta``; the symmetric difference needs ``1/(2 beta)``
   to estimate the gradient itself rather than twice it.
+
+Two opt-in variance reductions for stochastic spikes (not in the paper; README "Formulation"),
+both leaving the mean-field estimate unchanged:
+
+- ``average_last = k``: each contrast uses the state averaged over the last ``k`` steps of its
+  phase instead of the final state (the next phase still starts from the final state);
+- ``shared_noise`` (three-phase): the ``-beta`` phase replays the spike noise of the ``+beta``
+  phase (the spike stream is rewound), so the noise common to both cancels in their difference.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ import torch
 
 from .dynamics import Dynamics
 from .rng import SpikeRNG
-from .validation import check_choice, check_int_at_least, check_nonzero
+from .validation import check_choice, check_ep_noise_options, check_int_at_least, check_nonzero
 
 ESTIMATORS = ("two-phase", "random-sign", "three-phase")
 
@@ -32,12 +40,16 @@ class EPConfig:
     T_free: int = 60
     T_nudge: int = 15
     estimator: str = "random-sign"
+    average_last: int = 1  # contrast from the mean state of each phase's last k steps
+    shared_noise: bool = False  # three-phase: the -beta phase replays the +beta spikes
 
     def __post_init__(self):
         check_nonzero("beta", self.beta)
         check_int_at_least("T_free", self.T_free, 1)
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_choice("estimator", self.estimator, ESTIMATORS)
+        check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
+                               min(self.T_free, self.T_nudge))
 
 
 @dataclass
@@ -73,25 +85,34 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
     see :func:`low_precision_copy`); contrasts and gradients stay in float32.
     """
     net.check_batch(x, y)
-    relax = (dynamics or Dynamics()).relax
     master, x_master = net, x
     if dynamics_net is not None:
         net = dynamics_net
         x = x.to(next(net.parameters()).dtype)
     target = net.target(y, x.dtype)
+    dyn = dynamics or Dynamics()
+
+    def phase(start, steps, beta=0.0):
+        """(final state, state for the contrast) of one phase."""
+        final = dyn.relax(net, x, start, steps, rng, beta, target, cfg.average_last)
+        return final, dyn.last_average
+
     with torch.no_grad():
-        free = relax(net, x, net.zero_states(x.shape[0], x.dtype), cfg.T_free, rng)
+        free, free_c = phase(net.zero_states(x.shape[0], x.dtype), cfg.T_free)
         beta = cfg.beta
         if cfg.estimator == "three-phase":
-            hi = relax(net, x, free, cfg.T_nudge, rng, beta, target)
-            lo = relax(net, x, free, cfg.T_nudge, rng, -beta, target)
+            rewind = rng.state_dict() if cfg.shared_noise and rng is not None else None
+            hi = phase(free, cfg.T_nudge, beta)[1]
+            if rewind is not None:
+                rng.load_state_dict(rewind)
+            lo = phase(free, cfg.T_nudge, -beta)[1]
             scale = 2.0 * beta
         else:
             if cfg.estimator == "random-sign":
                 if sign_generator is None:
                     raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
                 beta = beta if torch.randint(0, 2, (1,), generator=sign_generator).item() else -beta
-            hi, lo, scale = relax(net, x, free, cfg.T_nudge, rng, beta, target), free, beta
+            hi, lo, scale = phase(free, cfg.T_nudge, beta)[1], free_c, beta
         grads = [(a - b) / scale
                  for a, b in zip(contrasts(master, x_master, hi), contrasts(master, x_master, lo))]
         _write_grads(master, grads)

@@ -64,7 +64,8 @@ class Trainer:
         self.progress = progress
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
-        self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
+        self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator,
+                           cfg.average_last, cfg.shared_noise)
         self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile,
                                  pool_every=cfg.pool_every)
         self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
