@@ -309,6 +309,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last finished epoch is in checkpoint_last.pt", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
