@@ -20,6 +20,7 @@ from common import best_time, data_dir, print_table, write_json
 
 from stochep.config import Config
 from stochep.data import load_dataset
+from stochep.models import build_network
 from stochep.presets import load_preset
 from stochep.rng import SpikeRNG
 from stochep.train import Trainer
@@ -41,13 +42,7 @@ def sampler_rows(n: int = 256 * 612) -> list[dict]:
     return rows
 
 
-def _has_pooling(cfg: Config) -> bool:
-    return any(isinstance(spec, dict) and (spec.get("pool", 1) > 1 or
-                                           (spec.get("pool_stride") or 1) > 1)
-               for spec in cfg.layers)
-
-
-def option_variants(cfg: Config) -> dict[str, tuple[str, dict]]:
+def option_variants(cfg: Config, pooled: bool) -> dict[str, tuple[str, dict]]:
     """``key -> (row label, config overrides)``; ``baseline`` first."""
     half = max(1, cfg.T_free // 2)
     variants = {
@@ -57,13 +52,14 @@ def option_variants(cfg: Config) -> dict[str, tuple[str, dict]]:
         "compile": ("torch.compile", {"compile": True}),
         "bf16": ("bf16 dynamics", {"dynamics_dtype": "bfloat16"}),
     }
-    if _has_pooling(cfg):
+    if pooled:
         variants["pool_every"] = ("pool_every=10", {"pool_every": 10})
     return variants
 
 
 def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -> list[dict]:
-    variants = option_variants(cfg)
+    pooled = build_network(cfg, data.input_shape, data.n_classes).pooled
+    variants = option_variants(cfg, pooled)
     unknown = sorted(set(only or []) - set(variants))
     if unknown:
         raise SystemExit(f"unknown or inapplicable option(s) {unknown}; choose from "

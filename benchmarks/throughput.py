@@ -36,13 +36,12 @@ def measure(preset: str, batch: int, repeats: int, steps_scale: float, pool_ever
     ep = EPConfig(cfg.beta, T_free, T_nudge, "two-phase")
     rng = SpikeRNG(0)
     pooled = Dynamics(pool_every=pool_every)
-    has_pool = any(getattr(m, "pooled", False) for m in net.interactions)
 
     def engine():
         return best_time(lambda: ep_gradients(net, x, y, ep, rng), repeats)
 
     def engine_pooled():
-        if not has_pool or pool_every == 1:
+        if not net.pooled or pool_every == 1:
             return None
         return best_time(lambda: ep_gradients(net, x, y, ep, rng, dynamics=pooled), repeats)
 

@@ -177,6 +177,8 @@ def test_build_network_mnist_2c_shapes():
     # deterministic in cfg.seed, defaults for missing keys, conv then dense then readout
     again = build_network(Config(layers=MNIST_2C, n_perclass=2), (1, 28, 28), 10)
     assert all(torch.equal(a, b) for a, b in zip(net.parameters(), again.parameters()))
+    assert net.pooled
+    assert not build_network(Config(layers=[{"conv": 3}, 7]), (3, 9, 9), 4).pooled
     net = build_network(Config(layers=[{"conv": 3}, {"conv": 2, "pool": 2}, 7], n_perclass=1),
                         (3, 9, 9), 4)
     assert net.layer_shapes == [(3, 7, 7), (2, 2, 2), (7,), (4,)]

@@ -76,6 +76,11 @@ class EPNetwork(nn.Module):
         return [torch.zeros(batch, *s, dtype=dtype or p.dtype, device=device or p.device)
                 for s in self.layer_shapes]
 
+    @property
+    def pooled(self) -> bool:
+        """Whether any interaction max-pools (and so has pooling indices to find)."""
+        return any(getattr(m, "pooled", False) for m in self.interactions)
+
     def rates(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
         return [self.neuron.rate(xi) for xi in states]
 
