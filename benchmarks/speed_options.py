@@ -75,7 +75,7 @@ def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -
         times = [h["time_s"] for h in tr.history]
         rows.append({"option": name, "first_epoch_s": times[0],
                      "epoch_s": min(times[1:]) if len(times) > 1 else times[0],
-                     "test_acc": tr.history[-1]["test_acc"], "best_acc": tr.best_acc,
+                     "test_acc": tr.history[-1]["test_acc"], "best_val_acc": tr.best_val_acc,
                      "wall_s": wall, "compile_error": tr.dynamics.compile_error})
     base = rows[0]["epoch_s"]
     for r in rows:
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     s_rows = sampler_rows()
     print_table(s_rows, ["sampler", "ns_per_element", "speedup"])
     o_rows = option_rows(cfg, data, args.epochs, args.options)
-    print_table(o_rows, ["option", "first_epoch_s", "epoch_s", "speedup", "test_acc", "best_acc"])
+    print_table(o_rows, ["option", "first_epoch_s", "epoch_s", "speedup", "test_acc", "best_val_acc"])
     write_json(args.json, {"config": cfg.to_dict(), "epochs": args.epochs,
                            "samplers": s_rows, "options": o_rows})
     return 0

@@ -46,8 +46,9 @@ def main(argv=None) -> int:
     while tr.epoch < cfg.epochs:
         tr.fit(stop_after=tr.epoch + 1)
         row = tr.history[-1]
+        val = "" if row["val_acc"] is None else f"val_acc {row['val_acc']:.4f} "
         print(f"{args.model} epoch {row['epoch']}: train_acc {row['train_acc']:.4f} "
-              f"test_acc {row['test_acc']:.4f} ({row['time_s']:.0f}s)", flush=True)
+              f"{val}test_acc {row['test_acc']:.4f} ({row['time_s']:.0f}s)", flush=True)
         elapsed = time.perf_counter() - t0
         if elapsed + row["time_s"] * 1.1 > args.minutes * 60:
             break
@@ -56,9 +57,12 @@ def main(argv=None) -> int:
         "model": args.model, "overrides": args.set, "config": cfg.to_dict(),
         "train_subset": args.train_subset or len(data.y_train), "n_test": len(data.y_test),
         "paper_accuracy": paper.get("accuracy"), "epochs_run": tr.epoch,
+        "val_fraction": cfg.val_fraction,
+        "val_acc_per_epoch": [h.get("val_acc") for h in hist],
         "test_acc_per_epoch": [h["test_acc"] for h in hist],
         "train_acc_per_epoch": [h["train_acc"] for h in hist],
-        "best_test_acc": tr.best_acc, "final_test_acc": hist[-1]["test_acc"],
+        "best_epoch": tr.best_epoch, "best_val_acc": tr.best_val_acc,
+        "test_acc_at_best_val": tr.test_acc_at_best_val, "final_test_acc": hist[-1]["test_acc"],
         "train_minutes": tr.train_time / 60, "wall_minutes": (time.perf_counter() - t0) / 60,
         "firing_rate_last_epoch": hist[-1]["firing_rate"]})
     return 0

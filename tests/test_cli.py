@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 import torch
@@ -130,3 +131,163 @@ def test_every_preset_loads_and_builds():
     assert load_preset("cifar10-5c")[0].layers[-1]["conv"] == 256
     assert build_network(load_preset("cifar10-5c")[0], (3, 32, 32), 10).layer_shapes[3] == (
         256, 2, 2)
+
+
+# ---- in-process: every user input fails in one line, checkpoints never run code -------------
+def main_error(capsys, argv, code=2):
+    """Run ``stochep.cli.main(argv)``; assert the exit code and one stderr line; return it."""
+    from stochep.cli import main
+
+    assert main(argv) == code
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    return lines[0]
+
+
+@pytest.fixture
+def config_files(tmp_path):
+    (tmp_path / "bad.yaml").write_text("lr: [0.1\n")
+    (tmp_path / "list.yaml").write_text("- lr\n- 0.1\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00lr")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--set", "layers=[64"], "--set layers: '[64' is not a valid YAML value"),
+    (["train", "--set", "lr={"], "--set lr:"),
+    (["train", "--config", "{d}/missing.yaml"], "cannot read config"),
+    (["train", "--config", "{d}/bad.yaml"], "is not valid YAML at line"),
+    (["train", "--config", "{d}/list.yaml"], "must be a mapping"),
+    (["train", "--config", "{d}/binary.yaml"], "not a UTF-8 text file"),
+    (["train", "--config", "{d}"], "cannot read config"),
+    (["train", "--set", "device=cuda"], "device 'cuda' is not available"),
+    (["train", "--set", "device=tpu9"], "device must be"),
+    (["train", "--set", "val_fraction=1.0"], "val_fraction must be in [0, 1)"),
+])
+def test_malformed_inputs_give_one_line_and_exit_2(capsys, monkeypatch, config_files, argv,
+                                                   needle):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    argv = [a.replace("{d}", str(config_files)) for a in argv]
+    assert needle in main_error(capsys, argv)
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _craft(path, marker, **fields):
+    torch.save({"format": "stochep-checkpoint-v2", "model": _RunsCode(marker), **fields}, path)
+
+
+def test_a_crafted_checkpoint_never_runs_code(tmp_path, capsys):
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.pt"
+    _craft(evil, marker)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    _craft(run_dir / "checkpoint_last.pt", marker)
+    for argv in (["eval", "--checkpoint", str(evil)],
+                 ["train", "--out", str(run_dir), "--resume", "--no-progress"],
+                 ["energy", "--checkpoint", str(evil)],
+                 ["convert-checkpoint", str(evil), str(tmp_path / "new.pt")]):
+        line = main_error(capsys, argv)
+        assert "refused" in line or "--trust" in line, line
+        assert not marker.exists(), argv
+    assert "posix.system" in main_error(capsys, ["eval", "--checkpoint", str(evil)])
+
+
+@pytest.fixture(scope="module")
+def trained_path(tmp_path_factory):
+    """checkpoint_last.pt of a one-epoch run; load it afresh in each test."""
+    from stochep.cli import main
+
+    out = tmp_path_factory.mktemp("trained")
+    assert main(["train", "--epochs", "1", *FAST, "--out", str(out)]) == 0
+    return out / "checkpoint_last.pt"
+
+
+@pytest.mark.parametrize("change,needle", [
+    (lambda ck: ck.pop("config"), "no 'config' field"),
+    (lambda ck: ck.update(config="lr: 1"), "field 'config' is a str, expected dict"),
+    (lambda ck: ck.update(model=[1.0]), "field 'model' is a list"),
+    (lambda ck: ck.update(epoch=True), "field 'epoch' is a bool"),
+    (lambda ck: ck["model"].update({"interactions.0.weight": 1.0}), "is not a tensor"),
+    (lambda ck: ck["config"].update(lr="fast"), "invalid config (lr must be of type float"),
+    (lambda ck: ck["config"].update(nonsense=1), "unknown config key(s): nonsense"),
+    (lambda ck: ck.pop("spike_rng"), "no 'spike_rng' field"),
+    (lambda ck: ck["model"].pop("interactions.0.weight"), "does not fit the network"),
+    (lambda ck: ck.update(format="stochep-checkpoint-v9"), "this stochep reads"),
+])
+def test_checkpoint_with_missing_or_mistyped_fields_gives_one_line(tmp_path, capsys, change,
+                                                                    needle, trained_path):
+    ck = load_checkpoint(str(trained_path))
+    change(ck)
+    path = tmp_path / "broken.pt"
+    torch.save(ck, path)
+    for argv in (["eval", "--checkpoint", str(path)], ["energy", "--checkpoint", str(path)]):
+        assert needle in main_error(capsys, argv)
+
+
+def test_v1_checkpoint_is_refused_with_the_hint_then_converted_explicitly(tmp_path, capsys,
+                                                                          trained_path):
+    from stochep.cli import main
+
+    ck = load_checkpoint(str(trained_path))
+    old = {k: v for k, v in ck.items()
+           if k not in ("best_epoch", "best_val_acc", "test_acc_at_best_val")}
+    old.update(format="stochep-checkpoint-v1", best_acc=0.5,
+               config={k: v for k, v in ck["config"].items() if k != "val_fraction"})
+    old_path, new_run = tmp_path / "old.pt", tmp_path / "converted"
+    torch.save(old, old_path)
+    line = main_error(capsys, ["eval", "--checkpoint", str(old_path)])
+    assert "old format stochep-checkpoint-v1" in line
+    assert f"stochep convert-checkpoint {old_path} NEW.pt --trust" in line
+    assert "--trust" in main_error(capsys, ["convert-checkpoint", str(old_path), "x.pt"])
+    new = new_run / "checkpoint_last.pt"
+    assert main(["convert-checkpoint", str(old_path), str(new), "--trust"]) == 0
+    conv = load_checkpoint(str(new))
+    assert conv["config"]["val_fraction"] == 0.0 and conv["best_val_acc"] is None
+    assert all(torch.equal(conv["model"][k], v) for k, v in ck["model"].items())
+    capsys.readouterr()
+    assert main(["train", "--out", str(new_run), "--resume", "--epochs", "2",
+                 "--no-progress"]) == 0
+    assert load_checkpoint(str(new))["epoch"] == 2
+    assert "best_val_accuracy=none" in capsys.readouterr().out
+
+
+def test_divergence_on_an_epochs_last_batch_exits_1_and_keeps_the_checkpoints(
+        tmp_path, capsys, monkeypatch, digits):
+    from stochep import train
+    from stochep.cli import main
+    from stochep.data.split import holdout_indices
+
+    out = tmp_path / "run"
+    n_train = len(holdout_indices(len(digits.y_train), 0.1, 1 + train.VAL_SPLIT_SEED_OFFSET)[0])
+    steps = 2 * -(-n_train // 32)  # the last batch of epoch 2
+    names = ("checkpoint_last.pt", "checkpoint_best.pt")
+    seen, real_make = {}, train.make_optimizer
+
+    def make_optimizer(cfg, params):
+        opt = real_make(cfg, params)
+        real_step, calls = opt.step, []
+
+        def step(self):
+            real_step()
+            calls.append(1)
+            if len(calls) == steps:
+                seen.update({n: (out / n).read_bytes() for n in names})  # as epoch 1 wrote
+                with torch.no_grad():
+                    self.param_groups[0]["params"][0].fill_(float("nan"))
+        opt.step = types.MethodType(step, opt)  # a bound method, as the scheduler expects
+        return opt
+
+    monkeypatch.setattr(train, "make_optimizer", make_optimizer)
+    assert main(["train", "--epochs", "3", "--seed", "1", *FAST, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("stochep train: stopped: NaN/inf") and "epoch 2" in err[-1]
+    assert len([s for s in err if "stopped" in s or "Traceback" in s]) == 1
+    assert len(seen) == 2 and {n: (out / n).read_bytes() for n in names} == seen

@@ -74,7 +74,7 @@ def test_shared_noise_estimates_the_same_gradient():
     def mean(shared):
         gs = []
         for seed in range(16):
-            ep_gradients(net, x, y, EPConfig(0.1, 60, 20, "three-phase", shared_noise=shared),
+            ep_gradients(net, x, y, EPConfig(0.4, 60, 20, "three-phase", shared_noise=shared),
                          SpikeRNG(100 + seed))
             gs.append(_grad(net))
         return torch.stack(gs).mean(0)

@@ -1,32 +1,108 @@
 """Backprop-through-time through the same dynamics (baseline and gradient reference).
 
-Runs ``T_free`` steps of :func:`stochep.dynamics.step` from zero states with autograd on and
-backpropagates the batch-mean cost ``L = 1/2 ||rho(xi_out) - y||^2`` through every step. In
-mean-field mode this is the exact gradient of the settled dynamics, which EP approximates
-(Theorem 3.2); with stochastic spikes the spikes pass gradients straight through (eq. 6), the
-usual surrogate-gradient BPTT of a spiking network.
+Runs ``T`` steps of :func:`stochep.dynamics.step` from zero states with autograd on and
+backpropagates the batch-mean output cost ``net.loss`` (whatever cost the network carries,
+``costs.py``) through every step. In mean-field mode this is the exact gradient of the
+(settled) dynamics, which EP approximates (Theorem 3.2); with stochastic spikes the spikes pass
+gradients straight through (eq. 6), the usual surrogate-gradient BPTT of a spiking network.
+
+Options (config keys, usually set in a preset's ``bptt:`` section; the defaults reproduce the
+plain method above):
+
+- ``bptt_spikes``: ``"same"`` unrolls the network's own neurons (spiking, straight-through);
+  ``"rate"`` unrolls the mean-field (rate) dynamics, with no spikes and an exact gradient, while
+  evaluation still runs the network's own (spiking) neurons. Comparing the two on one network
+  separates the effect of spikes on training from that of the learning rule. (``spikes: rate``
+  instead makes the whole network mean-field, in training and evaluation, for EP and BPTT.)
+- ``bptt_loss_last = k``: the cost is averaged over the states of the last ``k`` steps instead
+  of only the final one.
+- ``bptt_truncate = k``: backpropagate through the last ``k`` steps only (0: all ``T``).
+- ``bptt_clip``: clip the global gradient norm to this value (0: off).
+
+Why the untuned baseline was weak and degraded (measured with the state cost; reply of issue 9):
+
+- **Not exploding or vanishing over time.** ``|dL/dxi_t|`` through the 60-step unroll of MNIST
+  1FC (gain ``lam kappa^2 |W|``) decays ~50x from the last step to the first, at init and after
+  training; the state box's projection zeroes the Jacobian of pinned neurons and keeps the
+  backward bounded (passing it straight through made the gradients explode, norm ~1e4).
+- **One huge first gradient, then dead outputs.** The first batch's gradient norm is 10-40x the
+  median (digits: 29.6 against 0.3-2.7). A plain SGD step on it pins most outputs at the lower
+  bound of the box, where the projection's gradient is zero: they never recover (SGD 0.1 on
+  digits: gradient norm 0.00 by epoch 2, 9% accuracy; mean-field BPTT collapses the same way).
+  EP escapes because its nudge acts before the projection. Clipping the gradient norm
+  (``bptt_clip``) removes it: digits SGD 0.1 went from 9% to 91% validation accuracy.
+- **Straight-through spike noise.** With the cost on the final state only, the gradient depends
+  on one draw of the last step's spikes: on 256 MNIST images, two spike seeds gave gradients
+  with cosine 0.18-0.83 during 1FC training. ``bptt_loss_last`` averages the cost over ``k``
+  draws. On MNIST 1FC (10k images, AdamW 3e-4) clip 1 + last 5 steps gave 90.1 / 94.1% val over
+  two epochs against 87.1 / 88.3% without.
+- **Optimiser, schedule.** The SGD step that works depends on the cost's scale (the state cost
+  is ``kappa^2`` smaller than the rate cost): SGD 0.01 reached 76% on digits, 0.04 17%, 0.1
+  collapsed; AdamW at a constant rate on the noisy gradients never anneals (the old 1FC
+  88 -> 86% drop). The presets' ``bptt:`` sections use clipping, the averaged cost and a cosine
+  schedule. Also: a BPTT-trained net does not settle (mean-field states still move by 0.1-0.3
+  after ``T`` steps); it is trained and evaluated at exactly ``T``.
 """
 from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
 
 import torch
 
 from .dynamics import phase_constants, step
 from .rng import SpikeRNG
 
+BPTT_SPIKES = ("same", "rate")
+
+
+@contextlib.contextmanager
+def _neurons(net, spikes: str):
+    """Temporarily give ``net`` mean-field neurons when ``spikes == "rate"``."""
+    if spikes == "same" or not net.neuron.stochastic:
+        yield
+        return
+    saved = net.neuron
+    net.neuron = replace(saved, spikes="rate")
+    try:
+        yield
+    finally:
+        net.neuron = saved
+
 
 def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
-                   rng: SpikeRNG | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Write ``p.grad`` from BPTT over ``T`` free steps; returns (final states, per-sample loss)."""
+                   rng: SpikeRNG | None = None, *, spikes: str = "same", loss_last: int = 1,
+                   truncate: int = 0, clip: float = 0.0
+                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Write ``p.grad`` from BPTT over ``T`` free steps; returns (final states, per-sample loss).
+
+    The returned loss is the cost of the final state (as EP reports it), whatever
+    ``loss_last`` trains on. See the module docstring for the options.
+    """
+    if spikes not in BPTT_SPIKES:
+        raise ValueError(f"spikes must be one of {', '.join(BPTT_SPIKES)}, got {spikes!r}")
+    if not 1 <= loss_last <= T:
+        raise ValueError(f"loss_last must be in [1, T={T}], got {loss_last!r}")
+    if truncate < 0:
+        raise ValueError(f"truncate must be >= 0, got {truncate!r}")
     net.check_batch(x, y)
     target = net.target(y, x.dtype)
-    with torch.enable_grad():
+    with torch.enable_grad(), _neurons(net, spikes):
         consts = phase_constants(net, x)
         states = net.zero_states(x.shape[0], x.dtype)
-        for _ in range(T):
+        total = None
+        for t in range(1, T + 1):
+            if truncate and t == T - truncate + 1:
+                states = [s.detach() for s in states]
             states = step(net, consts, states, rng)
-        loss = net.loss(states[-1], target)
+            if t > T - loss_last:
+                lt = net.loss(states[-1], target)
+                total = lt if total is None else total + lt
         params = list(net.parameters())
-        grads = torch.autograd.grad(loss.mean(), params)
+        # allow_unused: a short truncation cuts the lowest layers off the cost
+        grads = torch.autograd.grad(total.mean() / loss_last, params, allow_unused=True)
     for p, g in zip(params, grads):
-        p.grad = g
-    return [s.detach() for s in states], loss.detach()
+        p.grad = torch.zeros_like(p) if g is None else g
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    return [s.detach() for s in states], lt.detach()

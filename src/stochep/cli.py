@@ -1,8 +1,9 @@
-"""Command line: ``stochep train | eval | presets | gradcheck | memory | energy``.
+"""Command line: ``stochep train | eval | presets | gradcheck | memory | energy |
+convert-checkpoint``.
 
-Errors the user can fix (unknown preset or key, wrong type, missing data, damaged checkpoint,
-invalid values) print one line on stderr and exit with code 2; a diverged run exits with 1 and
-keeps its last good checkpoint.
+Errors the user can fix (unknown preset or key, wrong type, malformed YAML, missing data, an
+unavailable device, a damaged, unsafe or outdated checkpoint, invalid values) print one line on
+stderr and exit with code 2; a diverged run exits with 1 and keeps its last good checkpoint.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import time
 
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .config import Config, ConfigError, load_yaml
+from .checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
+from .config import Config, ConfigError, check_device, load_yaml
 from .data import DataError
 from .train import TrainingDiverged
+from .validation import check_int_at_least
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError)
 
@@ -103,6 +105,30 @@ def _add_energy(sub):
     p.add_argument("--json", help="write the report as JSON to this file ('-': stdout)")
 
 
+def _add_diagnose(sub):
+    p = sub.add_parser("diagnose", help="per-layer firing rates and EP gradient quality")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="the preset's network at initialisation")
+    src.add_argument("--checkpoint", help="a trained network")
+    p.add_argument("--data-dir")
+    p.add_argument("--batch", type=int, default=64, help="training images in the batch")
+    p.add_argument("--seeds", type=int, default=4, help="spike seeds for the noise measures")
+    p.add_argument("--T-bptt", type=int, dest="T_bptt",
+                   help="mean-field BPTT steps (default: the preset's T_free)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--json", help="write the report as JSON to this file ('-': stdout)")
+
+
+def _add_convert(sub):
+    p = sub.add_parser("convert-checkpoint",
+                       help="rewrite a checkpoint of an earlier version in the current format")
+    p.add_argument("old", help="the old checkpoint (it is unpickled: only files you trust)")
+    p.add_argument("new", help="where to write the converted checkpoint")
+    p.add_argument("--trust", action="store_true",
+                   help="required: confirm OLD comes from a source you trust")
+
+
 def build_config(args) -> Config:
     """Preset or YAML file, then the explicit flags, then ``--set`` overrides."""
     from .presets import load_preset
@@ -144,6 +170,7 @@ def cmd_train(args) -> int:
     else:
         cfg = build_config(args)
         ckpt = None
+    check_device(cfg.resolved().device)
     out = _run_dir(args, cfg)
     if ckpt is None and os.path.exists(os.path.join(out, "checkpoint_last.pt")):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
@@ -155,9 +182,21 @@ def cmd_train(args) -> int:
         trainer.load_state_dict(ckpt)
     print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
-    print(f"test_accuracy={summary['test_accuracy']:.4f} "
-          f"best_test_accuracy={summary['best_test_accuracy']:.4f} "
+    print(f"test_accuracy={_fmt(summary['test_accuracy'])} "
+          f"best_val_accuracy={_fmt(summary['best_val_accuracy'])} "
+          f"test_accuracy_at_best_val={_fmt(summary['test_accuracy_at_best_val'])} "
           f"train_time_s={summary['train_time_s']:.1f}")
+    return 0
+
+
+def _fmt(acc: float | None) -> str:
+    """An accuracy with 4 decimals; ``none`` where there is none (e.g. val_fraction=0)."""
+    return "none" if acc is None else f"{acc:.4f}"
+
+
+def cmd_convert(args) -> int:
+    convert_checkpoint(args.old, args.new, trust=args.trust)
+    print(f"wrote {args.new}")
     return 0
 
 
@@ -228,6 +267,7 @@ def _write_json(path, obj) -> None:
 def cmd_memory(args) -> int:
     from .memory import run_command
 
+    check_device(args.device)
     res, text = run_command(args.preset, args.algo, args.batch_size, args.T_free, args.table,
                             args.sweep_T, args.plot, args.device, args.set)
     if args.json:
@@ -281,8 +321,43 @@ def _preset_network(args):
     return build_network(cfg, data.input_shape, data.n_classes), data
 
 
+def cmd_diagnose(args) -> int:
+    from .data import load_dataset
+    from .diagnostics import diagnose, format_report
+    from .ep import EPConfig
+    from .presets import load_preset
+    from .train import Trainer
+
+    check_int_at_least("--batch", args.batch, 1)
+    check_int_at_least("--seeds", args.seeds, 2)
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint)
+        cfg = Config.from_dict(ckpt["config"])
+    else:
+        ckpt, cfg = None, load_preset(args.preset)[0]
+    if args.data_dir:
+        cfg.data_dir = args.data_dir
+    cfg.apply_overrides(args.set).validate()
+    trainer = Trainer(cfg, load_dataset(cfg.dataset, cfg.data_dir), progress=False)
+    if ckpt is not None:
+        trainer.load_state_dict(ckpt)
+    c = trainer.cfg
+    x = trainer._inputs(trainer.data.x_train[:args.batch])
+    ep = EPConfig(c.beta, c.T_free, c.T_nudge, c.estimator, c.average_last, c.shared_noise)
+    rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], ep, args.seeds,
+                   args.T_bptt)
+    rep.update(preset=cfg.preset, checkpoint=args.checkpoint, batch=args.batch,
+               seeds=args.seeds, beta=c.beta, estimator=c.estimator)
+    if args.json:
+        _write_json(args.json, rep)
+    if args.json != "-":
+        print(format_report(rep))
+    return 0
+
+
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
-            "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy}
+            "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
+            "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose}
 
 
 def main(argv=None) -> int:
@@ -294,6 +369,8 @@ def main(argv=None) -> int:
     _add_gradcheck(sub)
     _add_memory(sub)
     _add_energy(sub)
+    _add_convert(sub)
+    _add_diagnose(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job

@@ -5,9 +5,9 @@ One step updates every layer from the previous step's spikes (synchronous, Jacob
     drive_i = up_{i-1}(s_{i-1}) + down_i(s_{i+1})            (no feedback term for the top layer)
     xi_i   <- P[ (1 - lam) xi_i + lam * (kappa * drive_i - beta * dL/dxi_i) ]
 
-with ``s = B(rho(xi))`` (or rates in mean-field mode), ``dL/dxi_out = kappa (rho(xi_out) - y)``
-for the cost ``L = 1/2 ||rho(xi_out) - y||^2`` and zero elsewhere, and ``P`` the projection
-(clamp) onto ``[0, 1/kappa]``.
+with ``s = B(rho(xi))`` (or rates in mean-field mode), ``dL/dxi`` the gradient of the network's
+output cost (``costs.py``; zero below the output layer), and ``P`` the projection (clamp) onto
+``[0, 1/kappa]``.
 
 Formulation choice (README, "Formulation"): eq. 7 read literally uses ``rho'(xi)``, which is zero
 at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
@@ -59,7 +59,7 @@ def _update(net, i, consts, states, spikes, rates, ctxs, beta, target) -> torch.
     if i + 1 < len(states):
         inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
     if i == len(states) - 1 and beta != 0.0:
-        v = v.sub_(rates[i] - target.view_as(rates[i]), alpha=a * beta)
+        v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
     return v.clamp_(0.0, 1.0 / kappa)
 
 

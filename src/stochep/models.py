@@ -82,5 +82,5 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> 
             inters.append(inter)
             shape = inter.out_shape
         inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))
-    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass)
+    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass, cfg.cost)
 

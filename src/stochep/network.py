@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .costs import Cost, make_cost
 from .interactions import Dense, Interaction
 from .neurons import Neuron
 from .validation import check_input, check_int_at_least, check_labels, check_unit_interval
@@ -24,7 +25,7 @@ from .validation import check_input, check_int_at_least, check_labels, check_uni
 
 class EPNetwork(nn.Module):
     def __init__(self, interactions: Sequence[Interaction], neuron: Neuron, lam: float = 0.5,
-                 n_classes: int = 10, n_perclass: int = 1):
+                 n_classes: int = 10, n_perclass: int = 1, cost: Cost | str = "state"):
         super().__init__()
         check_unit_interval("lam", lam)
         check_int_at_least("n_classes", n_classes, 2)
@@ -40,10 +41,12 @@ class EPNetwork(nn.Module):
         self.lam = float(lam)
         self.n_classes = n_classes
         self.n_perclass = n_perclass
+        self.cost = make_cost(cost) if isinstance(cost, str) else cost
 
     @classmethod
     def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
-           neuron: Neuron | None = None, lam: float = 0.5, init_scale: float = 1.0):
+           neuron: Neuron | None = None, lam: float = 0.5, init_scale: float = 1.0,
+           cost: Cost | str = "state"):
         """Fully connected network ``widths[0] - ... - widths[-1] - n_classes * n_perclass``.
 
         ``EPNetwork.fc([784, 512])`` is the paper's 1FC, ``[784, 512, 512]`` its 2FC.
@@ -52,7 +55,7 @@ class EPNetwork(nn.Module):
             check_int_at_least(f"widths[{i}]", w, 1)
         sizes = list(widths) + [n_classes * n_perclass]
         inter = [Dense(a, b, init_scale=init_scale) for a, b in zip(sizes[:-1], sizes[1:])]
-        return cls(inter, neuron or Neuron(), lam, n_classes, n_perclass)
+        return cls(inter, neuron or Neuron(), lam, n_classes, n_perclass, cost)
 
     # ---- shapes and states -------------------------------------------------------------
     @property
@@ -99,8 +102,12 @@ class EPNetwork(nn.Module):
         return self.class_scores(out_state).argmax(1)
 
     def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-sample cost ``L = 1/2 ||rho(xi_out) - y||^2`` (placed on the rate, see README)."""
-        return 0.5 * (self.neuron.rate(out_state).flatten(1) - target).pow(2).sum(1)
+        """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""
+        return self.cost.value(out_state, target, self.neuron.kappa)
+
+    def loss_grad(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``dL/dxi_out``: the nudge of eq. 8 is ``-beta`` times this."""
+        return self.cost.grad(out_state, target, self.neuron.kappa)
 
     # ---- energies -----------------------------------------------------------------------
     def _energy(self, x, states, acts) -> torch.Tensor:

@@ -234,6 +234,7 @@ def format_report(rep: dict) -> str:
 def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None, rates=None,
                n_samples: int = 128, snn_outputs: int = 700, fp_outputs: int = 10) -> dict:
     """``stochep energy``: build (or load) the network, measure or take the rates, report."""
+    from .checkpoint import load_model_state
     from .data import load_dataset
     from .memory import DATASET_SHAPES
     from .models import build_network
@@ -251,7 +252,7 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
         input_shape, n_classes = data.input_shape, data.n_classes
     net = build_network(cfg, input_shape, n_classes)
     if checkpoint is not None:
-        net.load_state_dict(checkpoint["model"])
+        load_model_state(net, checkpoint["model"])
     steps = cfg.T_free + cfg.T_nudge
     if rates is not None:
         source = "given (--rates)"

@@ -4,12 +4,17 @@ Three explicit random streams, all checkpointed: spikes (:class:`SpikeRNG`), dat
 signs (``torch.Generator``). Evaluation draws spikes from its own freshly seeded stream, so it
 never perturbs training. A checkpoint is written atomically after every epoch; a killed run loses
 at most the epoch in progress and ``resume=True`` continues bit-exactly on the CPU.
+
+Model selection uses a validation set held out of the training data (``val_fraction``, seeded
+split, see :mod:`stochep.data.split`): ``checkpoint_best.pt`` is the epoch of highest validation
+accuracy, or the last epoch when ``val_fraction`` is 0. The test set never chooses anything.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -18,17 +23,20 @@ import yaml
 from tqdm.auto import tqdm
 
 from .bptt import bptt_gradients
-from .checkpoint import load_checkpoint, save_atomic
-from .config import Config
+from .calibrate import calibrate_rates
+from .checkpoint import CKPT_FORMAT, CheckpointError, fsync_dir, load_checkpoint, save_atomic
+from .config import Config, check_device
 from .data import Dataset
 from .data.augment import augment_batch
+from .data.split import split_validation
+from .diagnostics import activity_warnings, layer_activity
 from .dynamics import Dynamics
 from .ep import EPConfig, ep_gradients, low_precision_copy, sync_copy
 from .models import build_network
 from .rng import SpikeRNG
 
-CKPT_FORMAT = "stochep-checkpoint-v1"
 EVAL_SEED_OFFSET = 7919
+VAL_SPLIT_SEED_OFFSET = 104729  # the validation split's own stream: seed + this
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,6 +48,36 @@ class EpochStats:
     loss: float
     acc: float
     rates: list[float]
+    activity: dict  # per-layer at_low / at_high fractions and weight-update ratios
+
+
+class LayerMeter:
+    """Sample-weighted means of :func:`layer_activity` and of the weight-update ratios."""
+
+    def __init__(self, n_layers: int):
+        self.sums = {k: [0.0] * n_layers for k in ("rate", "at_low", "at_high", "update")}
+        self.n = 0
+
+    def add(self, activity: list[dict], updates: list[float], n: int) -> None:
+        for i, a in enumerate(activity):
+            for k in ("rate", "at_low", "at_high"):
+                self.sums[k][i] += a[k] * n
+        for i, u in enumerate(updates):
+            self.sums["update"][i] += u * n
+        self.n += n
+
+    def mean(self, key: str) -> list[float]:
+        return [v / max(self.n, 1) for v in self.sums[key]]
+
+    def summary(self) -> dict:
+        return {"at_low": self.mean("at_low"), "at_high": self.mean("at_high"),
+                "update_ratio": self.mean("update")}
+
+
+def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
+    """``|W_new - W_old| / |W_old|`` of each weight tensor (biases skipped), one per layer."""
+    return [((p.detach() - b).norm() / b.norm().clamp_min(1e-12)).item()
+            for (name, p), b in zip(net.named_parameters(), before) if name.endswith("weight")]
 
 
 def make_optimizer(cfg: Config, params):
@@ -59,11 +97,17 @@ class Trainer:
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
                  progress: bool = True):
         self.cfg = cfg = cfg.validate().resolved()
-        self.data = data
+        check_device(cfg.device)
+        # self.data holds only the training part; the held-out part is self.val (None if none)
+        self.data, self.val = split_validation(data, cfg.val_fraction,
+                                               cfg.seed + VAL_SPLIT_SEED_OFFSET)
         self.out_dir = out_dir
         self.progress = progress
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
+        if cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
+            calibrate_rates(self.net, self._inputs(self.data.x_train[:cfg.calibrate_batch]),
+                            cfg.calibrate_rate, steps=cfg.T_free)
         self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator,
                            cfg.average_last, cfg.shared_noise)
         self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile,
@@ -76,9 +120,12 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.sign_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.epoch = 0
-        self.best_acc = -1.0
+        self.best_epoch = 0  # chosen by validation accuracy (the last epoch without validation)
+        self.best_val_acc: float | None = None
+        self.test_acc_at_best_val: float | None = None
         self.train_time = 0.0
         self.history: list[dict] = []
+        self.warned: set[str] = set()  # activity warnings already printed (once each)
 
     # ---- one epoch --------------------------------------------------------------------
     def train_epoch(self) -> EpochStats:
@@ -87,7 +134,7 @@ class Trainer:
         order = torch.randperm(len(y_all), generator=self.data_gen)
         n_batches = math.ceil(len(order) / cfg.batch_size)
         tot_loss = tot_correct = 0.0
-        tot_rates = torch.zeros(len(net.layer_shapes), dtype=torch.float64)
+        activity = LayerMeter(len(net.layer_shapes))
         seen = 0
         bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
@@ -98,22 +145,27 @@ class Trainer:
                 x = augment_batch(x, self.data_gen)
             free, loss = self.gradients(x, y)
             self._check_finite(free, b)
+            before = [p.detach().clone() for p in net.parameters()]
             self.opt.step()
             n = len(y)
             seen += n
             tot_loss += loss.sum().item()
             tot_correct += (net.predict(free[-1]) == y).sum().item()
-            tot_rates += torch.tensor([r.mean().item() for r in net.rates(free)]) * n
+            activity.add(layer_activity(net, free), _step_ratios(net, before), n)
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
-                            rate=f"{(tot_rates / seen).mean().item():.3f}")
+                            rate="/".join(f"{r:.2f}" for r in activity.mean("rate")))
         bar.close()
         self.sched.step()
-        return EpochStats(tot_loss / seen, tot_correct / seen, (tot_rates / seen).tolist())
+        return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
+                          activity.summary())
 
     def gradients(self, x: torch.Tensor, y: torch.Tensor):
         """Write ``p.grad`` with the configured rule; returns (free states, per-sample loss)."""
         if self.cfg.algo == "bptt":
-            return bptt_gradients(self.net, x, y, self.cfg.T_free, self.spike_rng)
+            c = self.cfg
+            return bptt_gradients(self.net, x, y, c.T_free, self.spike_rng,
+                                  spikes=c.bptt_spikes, loss_last=c.bptt_loss_last,
+                                  truncate=c.bptt_truncate, clip=c.bptt_clip)
         if self.low_net is not None:
             sync_copy(self.low_net, self.net)
         res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen,
@@ -151,18 +203,28 @@ class Trainer:
                 "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "spike_rng": self.spike_rng.state_dict(),
                 "data_gen": self.data_gen.get_state(), "sign_gen": self.sign_gen.get_state(),
-                "best_acc": self.best_acc, "train_time": self.train_time,
-                "history": self.history, "input_shape": list(self.data.input_shape),
-                "n_classes": self.data.n_classes}
+                "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
+                "test_acc_at_best_val": self.test_acc_at_best_val,
+                "train_time": self.train_time, "history": self.history,
+                "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes}
 
     def load_state_dict(self, ck: dict) -> None:
-        self.net.load_state_dict(ck["model"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.spike_rng.load_state_dict(ck["spike_rng"])
-        self.data_gen.set_state(ck["data_gen"])
-        self.sign_gen.set_state(ck["sign_gen"])
-        self.epoch, self.best_acc = ck["epoch"], ck["best_acc"]
+        """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
+        not fit this network raises :class:`CheckpointError` in one line."""
+        try:
+            self.net.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            self.sched.load_state_dict(ck["scheduler"])
+            self.spike_rng.load_state_dict(ck["spike_rng"])
+            self.data_gen.set_state(ck["data_gen"])
+            self.sign_gen.set_state(ck["sign_gen"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"checkpoint does not fit the network its config builds "
+                                  f"({first})") from None
+        self.epoch, self.best_epoch = ck["epoch"], ck["best_epoch"]
+        self.best_val_acc, self.test_acc_at_best_val = ck["best_val_acc"], \
+            ck["test_acc_at_best_val"]
         self.train_time, self.history = ck["train_time"], list(ck["history"])
 
     def _path(self, name: str) -> str:
@@ -178,30 +240,61 @@ class Trainer:
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
         if self.out_dir:
             os.makedirs(self.out_dir, exist_ok=True)
-            with open(self._path("config.yaml"), "w") as f:
-                yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+            _write_atomic_text(self._path("config.yaml"),
+                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         while self.epoch < last:
             t0 = time.perf_counter()
             stats = self.train_epoch()
+            self._check_weights(f"after the last update of epoch {self.epoch + 1}")
             dt = time.perf_counter() - t0
             self.train_time += dt
+            val_acc = self.evaluate(*self.val) if self.val is not None else None
             test_acc = self.evaluate(self.data.x_test, self.data.y_test)
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
-                   "test_acc": test_acc, "time_s": dt, "firing_rate": stats.rates,
+                   "val_acc": val_acc, "test_acc": test_acc, "time_s": dt,
+                   "firing_rate": stats.rates, **stats.activity,
                    "lr": self.opt.param_groups[0]["lr"]}
             self.history.append(row)
-            improved = test_acc > self.best_acc
-            self.best_acc = max(self.best_acc, test_acc)
+            improved = self._select(val_acc, test_acc)
+            self._warn_activity(stats)
             if self.progress:
+                val = "" if val_acc is None else f"val_acc {val_acc:.4f}  "
                 tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {stats.loss:.4f}  "
-                           f"train_acc {stats.acc:.4f}  test_acc {test_acc:.4f}  "
+                           f"train_acc {stats.acc:.4f}  {val}test_acc {test_acc:.4f}  "
                            f"rate {sum(stats.rates) / len(stats.rates):.3f}  {dt:.1f}s")
             if self.out_dir:
                 self._save_epoch(row, improved)
         return self.summary()
 
+    def _warn_activity(self, stats: EpochStats) -> None:
+        """Print each silent/saturated-layer warning once per run, in one line (stderr)."""
+        acts = [{"rate": r, "at_high": h} for r, h in zip(stats.rates, stats.activity["at_high"])]
+        for msg in activity_warnings(acts):
+            key = msg.split(" (")[0]
+            if key not in self.warned:
+                self.warned.add(key)
+                tqdm.write(f"stochep: warning: epoch {self.epoch}: {msg}", file=sys.stderr)
+
+    def _select(self, val_acc: float | None, test_acc: float) -> bool:
+        """Make this epoch the best if its validation accuracy beats every earlier one; without
+        a validation set every epoch does, so the best is the last. Test accuracy is only
+        recorded, never compared."""
+        if val_acc is not None and self.best_val_acc is not None \
+                and val_acc <= self.best_val_acc:
+            return False
+        self.best_epoch, self.best_val_acc = self.epoch, val_acc
+        self.test_acc_at_best_val = test_acc
+        return True
+
+    def _check_weights(self, when: str) -> None:
+        for name, p in self.net.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(f"NaN/inf in {name} {when}; the checkpoints of the last "
+                                       "finished epoch are kept; lower lr or beta")
+
     def _save_epoch(self, row: dict, improved: bool) -> None:
+        self._check_weights(f"before saving epoch {self.epoch}")
         state = self.state_dict()
         save_atomic(state, self._path("checkpoint_last.pt"))
         if improved:
@@ -214,13 +307,19 @@ class Trainer:
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
-        return {"test_accuracy": last.get("test_acc"), "best_test_accuracy": self.best_acc,
+        return {"test_accuracy": last.get("test_acc"), "best_val_accuracy": self.best_val_acc,
+                "test_accuracy_at_best_val": self.test_acc_at_best_val,
+                "best_epoch": self.best_epoch, "val_fraction": self.cfg.val_fraction,
                 "epochs": self.epoch, "train_time_s": self.train_time,
                 "preset": self.cfg.preset, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
 
 
 def _write_atomic_text(path: str, text: str) -> None:
+    """Write, fsync, rename over ``path``, then fsync the folder so the rename is durable."""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))

@@ -1,0 +1,73 @@
+"""Honest model selection: a seeded validation split chooses checkpoint_best, never the test set."""
+import json
+
+import pytest
+import torch
+
+from stochep.checkpoint import load_checkpoint
+from stochep.config import Config
+from stochep.data import DataError
+from stochep.data.split import holdout_indices, split_validation
+from stochep.train import Trainer
+
+FAST = {"epochs": 3, "T_free": 8, "T_nudge": 4, "layers": [32], "batch_size": 64}
+
+
+def test_split_is_disjoint_complete_and_seeded(digits):
+    train, val = holdout_indices(1000, 0.1, seed=3)
+    assert len(val) == 100 and len(train) == 900
+    assert torch.equal(torch.cat([train, val]).sort().values, torch.arange(1000))
+    assert torch.equal(holdout_indices(1000, 0.1, seed=3)[1], val)
+    assert not torch.equal(holdout_indices(1000, 0.1, seed=4)[1], val)
+    part, (x_val, y_val) = split_validation(digits, 0.1, seed=0)
+    assert len(part.y_train) + len(y_val) == len(digits.y_train)
+    assert part.x_test is digits.x_test  # the test set is untouched
+    rows = {tuple(r.tolist()) for r in part.x_train}
+    assert not any(tuple(r.tolist()) in rows for r in x_val)  # no image in both
+    assert split_validation(digits, 0.0, seed=0) == (digits, None)
+    with pytest.raises(DataError, match="leaves none"):
+        holdout_indices(3, 0.9, seed=0)
+    with pytest.raises(ValueError, match="val_fraction must be in"):
+        Config(val_fraction=1.0).validate()
+
+
+def test_split_is_stable_across_resume_and_independent_of_training_streams(digits, tmp_path):
+    cut = Trainer(Config(**FAST, seed=2), digits, str(tmp_path), progress=False)
+    cut.fit(stop_after=1)
+    resumed = Trainer(Config(**FAST, seed=2), digits, str(tmp_path), progress=False)
+    resumed.resume()
+    assert torch.equal(cut.val[0], resumed.val[0]) and torch.equal(cut.val[1], resumed.val[1])
+    assert torch.equal(cut.data.y_train, resumed.data.y_train)
+    other = Trainer(Config(**FAST, seed=3), digits, progress=False)
+    assert not torch.equal(other.val[1], cut.val[1])
+
+
+def test_checkpoint_best_follows_validation_not_test_accuracy(digits, tmp_path, monkeypatch):
+    # epoch: (val, test) -- the test set would pick epoch 3, validation picks epoch 2
+    table = {1: (0.5, 0.9), 2: (0.8, 0.1), 3: (0.6, 0.95)}
+
+    def fake_evaluate(self, x, y, batch_size=1000):
+        val, test = table[self.epoch + 1]
+        return test if y is self.data.y_test else val
+
+    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    out = tmp_path / "run"
+    summary = Trainer(Config(**FAST), digits, str(out), progress=False).fit()
+    assert summary["best_val_accuracy"] == 0.8 and summary["test_accuracy_at_best_val"] == 0.1
+    assert summary["test_accuracy"] == 0.95 and summary["best_epoch"] == 2
+    best = load_checkpoint(str(out / "checkpoint_best.pt"))
+    assert best["epoch"] == 2 and best["best_val_acc"] == 0.8
+    assert best["test_acc_at_best_val"] == 0.1
+    lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["val_acc"] for r in lines] == [0.5, 0.8, 0.6]
+    assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_without_validation_the_best_checkpoint_is_the_last_epoch(digits, tmp_path):
+    out = tmp_path / "run"
+    tr = Trainer(Config(**{**FAST, "epochs": 2}, val_fraction=0.0), digits, str(out), progress=False)
+    summary = tr.fit()
+    assert tr.val is None and len(tr.data.y_train) == len(digits.y_train)
+    assert summary["best_val_accuracy"] is None and summary["best_epoch"] == 2
+    assert summary["test_accuracy_at_best_val"] == summary["test_accuracy"]
+    assert load_checkpoint(str(out / "checkpoint_best.pt"))["epoch"] == 2
