@@ -15,14 +15,14 @@ def test_bptt_on_the_digits_default_beats_chance_widely(digits):
     tr = Trainer(cfg, digits, progress=False)
     assert tr.cfg.bptt_clip == 1.0 and tr.cfg.lr == 0.05  # the default bptt: section applies
     tr.fit()
-    assert tr.history[-1]["test_acc"] > 0.5  # chance is 0.1; 1 epoch ~0.8, 3 ~0.9
+    assert tr.history[-1]["test_acc"] > 0.5  # chance is 0.1; 3 epochs: 95% (README)
 
 
 def test_bptt_section_overrides_apply(digits):
     cfg = Config(algo="bptt", bptt={"lr": 0.002, "optimizer": "adamw", "bptt_spikes": "rate"})
     tr = Trainer(cfg, digits, progress=False)
     assert (tr.cfg.lr, tr.cfg.optimizer, tr.cfg.bptt_spikes) == (0.002, "adamw", "rate")
-    assert Trainer(Config(bptt={"lr": 0.002}), digits, progress=False).cfg.lr == 0.01  # EP
+    assert Trainer(Config(bptt={"lr": 0.002}), digits, progress=False).cfg.lr == Config().lr  # EP
 
 
 def _net(widths=(64, 32), seed=0, dtype=torch.float64):

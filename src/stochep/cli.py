@@ -107,8 +107,9 @@ def _add_energy(sub):
 
 def _add_diagnose(sub):
     p = sub.add_parser("diagnose", help="per-layer firing rates and EP gradient quality")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--preset", help="the preset's network at initialisation")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="the preset's network at initialisation "
+                     "(default: the embedded digits job)")
     src.add_argument("--checkpoint", help="a trained network")
     p.add_argument("--data-dir")
     p.add_argument("--batch", type=int, default=64, help="training images in the batch")
@@ -334,7 +335,7 @@ def cmd_diagnose(args) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         cfg = Config.from_dict(ckpt["config"])
     else:
-        ckpt, cfg = None, load_preset(args.preset)[0]
+        ckpt, cfg = None, load_preset(args.preset)[0] if args.preset else Config()
     if args.data_dir:
         cfg.data_dir = args.data_dir
     cfg.apply_overrides(args.set).validate()

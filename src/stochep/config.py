@@ -51,8 +51,8 @@ class Config:
     algo: str = "ep"
     # overrides applied when algo == "bptt"; the defaults are tuned on digits (bptt.py): 91% val
     # in 3 epochs where SGD 0.01 without clipping gave 76%
-    bptt: dict = field(default_factory=lambda: {"batch_size": 16, "lr": 0.05, "bptt_clip": 1.0,
-                                                "bptt_loss_last": 5})
+    bptt: dict = field(default_factory=lambda: {"batch_size": 16, "optimizer": "sgd", "lr": 0.05,
+                                                "bptt_clip": 1.0, "bptt_loss_last": 5})
     # BPTT options (bptt.py; usually set in a preset's bptt: section): unroll the network's own
     # spikes ("same", straight-through) or the mean-field rates ("rate"); cost averaged over the
     # last k steps; backprop through the last k steps only (0: all); global grad-norm clip (0: off)
@@ -60,15 +60,16 @@ class Config:
     bptt_loss_last: int = 1
     bptt_truncate: int = 0
     bptt_clip: float = 0.0
-    # EP (eq. 8, 9, 22)
+    # EP (eq. 8, 9, 22). The defaults are the deep-net recipe (README "Deep nets"): state cost,
+    # calibrated rates, three-phase with shared noise and averaged contrasts, AdamW + cosine.
     T_free: int = 30
     T_nudge: int = 10
-    beta: float = 0.5
-    estimator: str = "random-sign"
-    average_last: int = 1  # EP contrast from the mean state of each phase's last k steps
-    shared_noise: bool = False  # three-phase: the -beta phase replays the +beta spikes
+    beta: float = 0.3
+    estimator: str = "three-phase"
+    average_last: int = 10  # EP contrast from the mean state of each phase's last k steps
+    shared_noise: bool = True  # three-phase: the -beta phase replays the +beta spikes
     cost: str = "state"  # output cost (costs.py): "state" (paper, eq. 8) or "rate"
-    calibrate_rate: float = 0.0  # >0: shift biases so free-phase rates start here (calibrate.py)
+    calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
     # speed options (README "Speed"): update order, early exit, torch.compile, bf16 dynamics
     update: str = "sync"
@@ -78,8 +79,9 @@ class Config:
     dynamics_dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine
     # optimisation (appendix E)
-    optimizer: str = "sgd"
-    lr: float = 0.01
+    optimizer: str = "adamw"
+    lr: float = 0.001
+    lr_layers: list = field(default_factory=list)  # per-interaction lr factors, bottom to top
     momentum: float = 0.0
     weight_decay: float = 0.0
     scheduler: str = "cosine"
@@ -100,6 +102,10 @@ class Config:
         check_int_at_least("seed", self.seed, 0)
         check_int_at_least("pool_every", self.pool_every, 1)
         check_positive("lr", self.lr)
+        if not isinstance(self.lr_layers, list):
+            raise ValueError(f"lr_layers must be a list of factors, got {self.lr_layers!r}")
+        for i, f in enumerate(self.lr_layers):
+            check_positive(f"lr_layers[{i}]", f)
         check_positive("dt", self.dt)
         check_positive("init_scale", self.init_scale)
         check_choice("spikes", self.spikes, SPIKE_MODES)

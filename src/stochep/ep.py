@@ -16,7 +16,8 @@ Two opt-in variance reductions for stochastic spikes (not in the paper; README "
 both leaving the mean-field estimate unchanged:
 
 - ``average_last = k``: each contrast uses the state averaged over the last ``k`` steps of its
-  phase instead of the final state (the next phase still starts from the final state);
+  phase (the whole phase if it is shorter) instead of the final state (the next phase still
+  starts from the final state);
 - ``shared_noise`` (three-phase): the ``-beta`` phase replays the spike noise of the ``+beta``
   phase (the spike stream is rewound), so the noise common to both cancels in their difference.
 """
@@ -58,14 +59,29 @@ class EPResult:
     loss: torch.Tensor  # per-sample cost L at the free equilibrium
 
 
-def contrasts(net, x: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``dE/dtheta`` at ``states`` for every parameter, in ``net.parameters()`` order."""
+def _pairs(net, x: torch.Tensor, states: list[torch.Tensor]):
+    """(interaction, rates below, rates above) for each interaction, in at least float32."""
     states = [s if s.dtype == torch.float64 else s.float() for s in states]
     rates = net.rates(states)
-    lows = [x.to(rates[0].dtype)] + rates[:-1]
+    return zip(net.interactions, [x.to(rates[0].dtype)] + rates[:-1], rates)
+
+
+def contrasts(net, x: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``dE/dtheta`` at ``states`` for every parameter, in ``net.parameters()`` order."""
+    return [g for inter, lo, hi in _pairs(net, x, states) for g in inter.contrast(lo, hi)]
+
+
+def contrast_difference(net, x: torch.Tensor, hi: list[torch.Tensor], lo: list[torch.Tensor],
+                        scale: float) -> list[torch.Tensor]:
+    """``(dE/dtheta(hi) - dE/dtheta(lo)) / scale``, one interaction at a time.
+
+    Subtracting per interaction keeps one parameter-sized temporary alive instead of two full
+    sets of contrasts, which dominated EP's memory on small batches.
+    """
     out = []
-    for inter, lo, hi in zip(net.interactions, lows, rates):
-        out.extend(inter.contrast(lo, hi))
+    for (inter, a_lo, a_hi), (_, b_lo, b_hi) in zip(_pairs(net, x, hi), _pairs(net, x, lo)):
+        for a, b in zip(inter.contrast(a_lo, a_hi), inter.contrast(b_lo, b_hi)):
+            out.append(a.sub_(b).div_(scale))
     return out
 
 
@@ -113,8 +129,7 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
                     raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
                 beta = beta if torch.randint(0, 2, (1,), generator=sign_generator).item() else -beta
             hi, lo, scale = phase(free, cfg.T_nudge, beta)[1], free_c, beta
-        grads = [(a - b) / scale
-                 for a, b in zip(contrasts(master, x_master, hi), contrasts(master, x_master, lo))]
+        grads = contrast_difference(master, x_master, hi, lo, scale)
         _write_grads(master, grads)
         dtype = x_master.dtype
         return EPResult(free=free, loss=master.loss(free[-1].to(dtype), target.to(dtype)))

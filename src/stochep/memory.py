@@ -3,10 +3,10 @@
 What is measured: the peak of memory held by live tensors during ONE training step (EP: the free
 and nudged phases of :func:`stochep.ep.ep_gradients`; BPTT: :func:`stochep.bptt.bptt_gradients`
 over ``T = T_free`` steps; each followed by the optimizer step), above the baseline of the
-parameters and the input batch that exist before the step. The step starts from a fresh model, so
-the peak includes the gradients, the optimizer state created at the first step and the spike
-random stream; each rule uses the optimizer it trains with (``Config.resolved()``: a preset's
-``bptt:`` block may pick AdamW, whose two state buffers per parameter are then included). Inputs
+parameters and the input batch that exist before the step. One warm-up step runs first, so the
+optimizer's state (AdamW moments, allocated once at its first step) already exists and the figure
+is a steady-state step: the gradients, the step's temporaries and the spike random stream. Each
+rule uses the optimizer and the EP options it trains with (``Config.resolved()``). Inputs
 are random tensors of the dataset's shape (no data files needed). MB means MiB (2**20 bytes), as
 ``torch.cuda.max_memory_allocated() / 2**20`` is usually reported.
 
@@ -155,10 +155,11 @@ def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "
     gen = torch.Generator().manual_seed(cfg.seed)
     x = torch.rand(batch_size, *net.input_shape, generator=gen).to(dev)
     y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(dev)
-    opt = make_optimizer(cfg, net.parameters())
+    opt = make_optimizer(cfg, net)
     rng = SpikeRNG(cfg.seed, device=dev)
     sign_gen = torch.Generator().manual_seed(cfg.seed + 2)
-    ep_cfg = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
+    ep_cfg = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
+                      cfg.shared_noise)
 
     def train_step():
         if algo == "bptt":
@@ -168,6 +169,7 @@ def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "
         opt.step()
 
     params = _nbytes(net.parameters())
+    train_step()  # warm-up: the optimizer allocates its state (AdamW moments) on its first step
     t0 = time.perf_counter()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

@@ -80,7 +80,23 @@ def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
             for (name, p), b in zip(net.named_parameters(), before) if name.endswith("weight")]
 
 
-def make_optimizer(cfg: Config, params):
+def param_groups(cfg: Config, net) -> list[dict]:
+    """One optimizer group per interaction (bottom to top), at ``lr * lr_layers[k]``.
+
+    Without ``lr_layers`` every group gets ``lr``. Per-layer rates matter for EP: the readout
+    receives the summed error of all ``n_classes * n_perclass`` outputs, so its gradient is far
+    larger relative to its weights than the lower layers' (``stochep diagnose``).
+    """
+    scales = cfg.lr_layers or [1.0] * len(net.interactions)
+    if len(scales) != len(net.interactions):
+        raise ValueError(f"lr_layers needs one factor per interaction ({len(net.interactions)}, "
+                         f"bottom to top), got {len(scales)}")
+    return [{"params": list(m.parameters()), "lr": cfg.lr * float(f)}
+            for m, f in zip(net.interactions, scales)]
+
+
+def make_optimizer(cfg: Config, net):
+    params = param_groups(cfg, net)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
@@ -114,7 +130,7 @@ class Trainer:
                                  pool_every=cfg.pool_every)
         self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
                         if cfg.dynamics_dtype != "float32" else None)
-        self.opt = make_optimizer(cfg, self.net.parameters())
+        self.opt = make_optimizer(cfg, self.net)
         self.sched = make_scheduler(cfg, self.opt)
         self.spike_rng = SpikeRNG(cfg.seed, self.device)
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)

@@ -52,12 +52,9 @@ def check_labels(y: torch.Tensor, batch: int, n_classes: int, name: str = "y") -
 
 
 def check_ep_noise_options(average_last, shared_noise, estimator: str, shortest_phase: int) -> None:
-    """EP variance-reduction options: ``average_last`` in [1, shortest phase]; shared noise
-    needs two nudged phases."""
+    """EP variance-reduction options: ``average_last >= 1`` (a phase shorter than it is averaged
+    whole); shared noise needs two nudged phases."""
     check_int_at_least("average_last", average_last, 1)
-    if average_last > shortest_phase:
-        raise ValueError(f"average_last must be <= the shortest phase ({shortest_phase} steps), "
-                         f"got {average_last}")
     if not isinstance(shared_noise, bool):
         raise ValueError(f"shared_noise must be true or false, got {shared_noise!r}")
     if shared_noise and estimator != "three-phase":
