@@ -77,7 +77,7 @@ def test_trainer_calibrates_and_logs_per_layer_diagnostics(digits, tmp_path):
     assert 0.1 < rate < 0.35  # started near 0.2 (spiking run of the calibrated net)
     tr.fit()
     row = tr.history[-1]
-    for key in ("firing_rate", "at_low", "at_high", "update_ratio"):
+    for key in ("firing_rate", "at_low", "at_high", "update_ratio", "nudge_firing_rate"):
         assert len(row[key]) == 2
     assert all(u > 0 for u in row["update_ratio"])
 

@@ -57,6 +57,7 @@ class EPConfig:
 class EPResult:
     free: list[torch.Tensor]  # free-phase equilibrium states
     loss: torch.Tensor  # per-sample cost L at the free equilibrium
+    nudged: list[torch.Tensor] | None = None  # contrast state of the first nudged phase
 
 
 def _pairs(net, x: torch.Tensor, states: list[torch.Tensor]):
@@ -132,7 +133,8 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
         grads = contrast_difference(master, x_master, hi, lo, scale)
         _write_grads(master, grads)
         dtype = x_master.dtype
-        return EPResult(free=free, loss=master.loss(free[-1].to(dtype), target.to(dtype)))
+        return EPResult(free=free, loss=master.loss(free[-1].to(dtype), target.to(dtype)),
+                        nudged=hi)
 
 
 def low_precision_copy(net, dtype=torch.bfloat16):

@@ -48,20 +48,26 @@ class EpochStats:
     loss: float
     acc: float
     rates: list[float]
-    activity: dict  # per-layer at_low / at_high fractions and weight-update ratios
+    activity: dict  # per layer: free-phase at_low / at_high fractions, weight-update ratios and
+    # the nudged phase's firing rate (zeros for BPTT, which has no nudged phase)
 
 
 class LayerMeter:
     """Sample-weighted means of :func:`layer_activity` and of the weight-update ratios."""
 
     def __init__(self, n_layers: int):
-        self.sums = {k: [0.0] * n_layers for k in ("rate", "at_low", "at_high", "update")}
+        self.sums = {k: [0.0] * n_layers
+                     for k in ("rate", "at_low", "at_high", "update", "nudge_rate")}
         self.n = 0
 
-    def add(self, activity: list[dict], updates: list[float], n: int) -> None:
+    def add(self, activity: list[dict], updates: list[float], n: int,
+            nudged: list[dict] | None = None) -> None:
+        """One batch: free-phase activity, update ratios, nudged-phase activity (EP only)."""
         for i, a in enumerate(activity):
             for k in ("rate", "at_low", "at_high"):
                 self.sums[k][i] += a[k] * n
+        for i, a in enumerate(nudged or []):
+            self.sums["nudge_rate"][i] += a["rate"] * n
         for i, u in enumerate(updates):
             self.sums["update"][i] += u * n
         self.n += n
@@ -71,7 +77,7 @@ class LayerMeter:
 
     def summary(self) -> dict:
         return {"at_low": self.mean("at_low"), "at_high": self.mean("at_high"),
-                "update_ratio": self.mean("update")}
+                "update_ratio": self.mean("update"), "nudge_firing_rate": self.mean("nudge_rate")}
 
 
 def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
@@ -159,7 +165,7 @@ class Trainer:
             x, y = self._inputs(x_all[idx]), y_all[idx].to(self.device)
             if cfg.augment:
                 x = augment_batch(x, self.data_gen)
-            free, loss = self.gradients(x, y)
+            free, loss, nudged = self.gradients(x, y)
             self._check_finite(free, b)
             before = [p.detach().clone() for p in net.parameters()]
             self.opt.step()
@@ -167,7 +173,8 @@ class Trainer:
             seen += n
             tot_loss += loss.sum().item()
             tot_correct += (net.predict(free[-1]) == y).sum().item()
-            activity.add(layer_activity(net, free), _step_ratios(net, before), n)
+            activity.add(layer_activity(net, free), _step_ratios(net, before), n,
+                         None if nudged is None else layer_activity(net, nudged))
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
                             rate="/".join(f"{r:.2f}" for r in activity.mean("rate")))
         bar.close()
@@ -176,17 +183,20 @@ class Trainer:
                           activity.summary())
 
     def gradients(self, x: torch.Tensor, y: torch.Tensor):
-        """Write ``p.grad`` with the configured rule; returns (free states, per-sample loss)."""
+        """Write ``p.grad`` with the configured rule.
+
+        Returns (free states, per-sample loss, first nudged phase's states or None for BPTT).
+        """
         if self.cfg.algo == "bptt":
             c = self.cfg
-            return bptt_gradients(self.net, x, y, c.T_free, self.spike_rng,
-                                  spikes=c.bptt_spikes, loss_last=c.bptt_loss_last,
-                                  truncate=c.bptt_truncate, clip=c.bptt_clip)
+            return (*bptt_gradients(self.net, x, y, c.T_free, self.spike_rng,
+                                    spikes=c.bptt_spikes, loss_last=c.bptt_loss_last,
+                                    truncate=c.bptt_truncate, clip=c.bptt_clip), None)
         if self.low_net is not None:
             sync_copy(self.low_net, self.net)
         res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen,
                            self.dynamics, self.low_net)
-        return res.free, res.loss
+        return res.free, res.loss, res.nudged
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv), on device."""
