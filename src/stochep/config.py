@@ -71,6 +71,7 @@ class Config:
     cost: str = "state"  # output cost (costs.py): "state" (paper, eq. 8) or "rate"
     calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
+    calibrate_iters: int = 60  # bias updates of the calibration (each one free phase)
     # speed options (README "Speed"): update order, early exit, torch.compile, bf16 dynamics
     update: str = "sync"
     tol: float = 0.0
@@ -115,6 +116,7 @@ class Config:
             raise ValueError(f"calibrate_rate must be in [0, 1) (0 = off), "
                              f"got {self.calibrate_rate!r}")
         check_int_at_least("calibrate_batch", self.calibrate_batch, 1)
+        check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
         check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
                                min(self.T_free, self.T_nudge))
         check_choice("update", self.update, ("sync", "async"))

@@ -129,7 +129,7 @@ class Trainer:
         self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
         if cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
             calibrate_rates(self.net, self._inputs(self.data.x_train[:cfg.calibrate_batch]),
-                            cfg.calibrate_rate, steps=cfg.T_free)
+                            cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
         self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator,
                            cfg.average_last, cfg.shared_noise)
         self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile,
