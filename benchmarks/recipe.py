@@ -11,10 +11,11 @@ for ``--epochs`` and reports the validation accuracy. The test set is not used.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
-from common import data_dir, print_table, write_json
+from common import RESULTS, data_dir, print_table, write_json
 
 from stochep.data import load_dataset
 from stochep.diagnostics import diagnose
@@ -33,6 +34,8 @@ ROWS = [
      ["estimator=three-phase", "beta=0.3", "shared_noise=true", "average_last=10"]),
     ("+ per-layer lr 1 / 0.3 / 0.1", ["lr_layers=[1.0, 0.3, 0.1]"]),
     ("+ cosine schedule", ["scheduler=cosine"]),
+    ("AdamW 2e-4 instead of SGD with per-layer lr (= the preset)",
+     ["optimizer=adamw", "lr=0.0002", "lr_layers=[]"]),
 ]
 
 
@@ -61,7 +64,9 @@ def main(argv=None) -> int:
     p.add_argument("--train-subset", type=int, default=20000)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch", type=int, default=64, help="batch of the gradient diagnostics")
-    p.add_argument("--rows", type=int, nargs="+", help="run only these rows (0-based)")
+    p.add_argument("--rows", type=int, nargs="+",
+                   help="run only these rows (0-based); they replace the same rows of an existing "
+                        "JSON of the same model, subset and epochs")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     cfg, _ = load_preset(args.model)
@@ -82,9 +87,13 @@ def main(argv=None) -> int:
               flush=True)
     print_table(results, ["row", "change", "init_rates", "mf_vs_bptt_cos", "stoch_vs_bptt_cos",
                           "val_acc"])
-    write_json(args.json or f"recipe_{args.model}.json",
-               {"model": args.model, "train_subset": args.train_subset, "epochs": args.epochs,
-                "rows": results})
+    name = args.json or f"recipe_{args.model}.json"
+    meta = {"model": args.model, "train_subset": args.train_subset, "epochs": args.epochs}
+    old = json.loads((RESULTS / name).read_text()) if (RESULTS / name).exists() else {}
+    if args.rows and all(old.get(k) == v for k, v in meta.items()):  # update those rows only
+        keep = [r for r in old["rows"] if r["row"] not in args.rows]
+        results = sorted(keep + results, key=lambda r: r["row"])
+    write_json(name, {**meta, "rows": results})
     return 0
 
 
