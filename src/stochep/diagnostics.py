@@ -2,7 +2,6 @@
 
 - :func:`layer_activity`: firing rate and the fraction of neurons pinned at each bound of the
   state box ``[0, 1/kappa]``, per layer, for a list of states.
-- :func:`update_ratios`: ``|lr * grad| / |W|`` per weight tensor, the relative size of a step.
 - :func:`gradient_report`: on one batch, per weight tensor, the cosine and norm ratio of
   (a) the stochastic EP estimate against the mean-field EP estimate (spike noise),
   (b) the stochastic and (c) the mean-field EP estimate against BPTT of the mean-field dynamics
@@ -36,12 +35,6 @@ def layer_activity(net, states: list[torch.Tensor]) -> list[dict]:
                     "at_low": (xi <= 0).float().mean().item(),
                     "at_high": (xi >= top).float().mean().item()})
     return out
-
-
-def update_ratios(net, lr: float) -> list[float]:
-    """``lr * |grad| / |W|`` for every weight tensor (biases skipped), from ``p.grad``."""
-    return [(lr * p.grad.norm() / p.norm().clamp_min(1e-12)).item()
-            for name, p in net.named_parameters() if name.endswith("weight") and p.grad is not None]
 
 
 def activity_warnings(activity: list[dict]) -> list[str]:
