@@ -17,7 +17,7 @@ import torch
 from common import data_dir, print_table, write_json
 
 from stochep.data import load_dataset
-from stochep.ep import EPConfig, ep_gradients
+from stochep.ep import EP, ep_gradients
 from stochep.models import build_network
 from stochep.neurons import Neuron
 from stochep.presets import load_preset
@@ -55,10 +55,10 @@ def main(argv=None) -> int:
     rows = []
     for beta in args.betas:
         s = args.mf_scale
-        ep_gradients(mf, x, y, EPConfig(beta, cfg.T_free * s, cfg.T_nudge * s, "three-phase"))
+        ep_gradients(mf, x, y, EP(beta, cfg.T_free * s, cfg.T_nudge * s, "three-phase"))
         ref = _grads(mf)
         for label, (k, shared) in variants.items():
-            ep = EPConfig(beta, cfg.T_free, cfg.T_nudge, "three-phase", k, shared)
+            ep = EP(beta, cfg.T_free, cfg.T_nudge, "three-phase", k, shared)
             runs = []
             for seed in range(args.seeds):
                 ep_gradients(net, x, y, ep, SpikeRNG(seed))

@@ -19,7 +19,7 @@ from common import RESULTS, data_dir, print_table, write_json
 
 from stochep.data import load_dataset
 from stochep.diagnostics import diagnose
-from stochep.ep import EPConfig
+from stochep.ep import EP
 from stochep.presets import load_preset
 from stochep.train import Trainer
 
@@ -41,8 +41,8 @@ ROWS = [
 
 def _row(cfg, data, epochs: int, batch: int) -> dict:
     tr = Trainer(cfg, data, progress=False)
-    x = tr._inputs(tr.data.x_train[:batch])
-    ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
+    x = tr.inputs(tr.data.x_train[:batch])
+    ep = EP(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
                   cfg.shared_noise)
     rep = diagnose(tr.net, x, tr.data.y_train[:batch], ep, seeds=3)
     t0 = time.perf_counter()

@@ -10,16 +10,20 @@ with max-pooling a second engine column reuses the pooling indices for ``--pool-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
 from common import best_time, print_table, write_json
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+from reference import reference_ep_gradients
+
 from stochep.dynamics import Dynamics
-from stochep.ep import EPConfig, ep_gradients
+from stochep.ep import EP, ep_gradients
 from stochep.models import build_network
 from stochep.presets import load_preset
-from stochep.reference import reference_ep_gradients
 from stochep.rng import SpikeRNG
 
 INPUT_SHAPES = {"mnist": (784,), "fashion-mnist": (784,), "cifar10": (3, 32, 32)}
@@ -33,7 +37,7 @@ def measure(preset: str, batch: int, repeats: int, steps_scale: float, pool_ever
     y = torch.randint(0, 10, (batch,), generator=gen)
     T_free = max(1, int(cfg.T_free * steps_scale))
     T_nudge = max(1, int(cfg.T_nudge * steps_scale))
-    ep = EPConfig(cfg.beta, T_free, T_nudge, "two-phase")
+    ep = EP(cfg.beta, T_free, T_nudge, "two-phase")
     rng = SpikeRNG(0)
     pooled = Dynamics(pool_every=pool_every)
 

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from stochep import EPNetwork, Neuron
 from stochep.config import Config
 from stochep.dynamics import Dynamics, phase_constants, step
-from stochep.ep import EPConfig, ep_gradients
+from stochep.ep import EP, ep_gradients
 from stochep.gradcheck import compare_ep_bptt
 from stochep.interactions import ConvPool, Dense
 from stochep.models import build_network, image_shape
@@ -112,7 +112,7 @@ def test_network_step_is_projected_gradient_step_of_energy():
         f = (net.energy(x, leaves) + beta * net.loss(leaves[-1], target)).sum()
         grads = torch.autograd.grad(f, leaves)
         expected = [(s - net.lam * g).clamp(0, 1 / 2.0) for s, g in zip(states, grads)]
-        got = step(net, phase_constants(net, x), states, None, beta, target)
+        got = step(net, phase_constants(net, x), states, None, beta, target)[0]
         for a, b in zip(got, expected):
             assert a.shape == b.shape
             assert torch.allclose(a, b, atol=1e-12)
@@ -147,7 +147,7 @@ def test_ep_training_steps_on_a_5c_shaped_net_with_spikes():
     before = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     rng, gen = SpikeRNG(1), torch.Generator().manual_seed(2)
-    cfg = EPConfig(beta=0.5, T_free=20, T_nudge=8, estimator="random-sign")
+    cfg = EP(beta=0.5, T_free=20, T_nudge=8, estimator="random-sign")
     for _ in range(3):
         x = torch.rand(5, *net.input_shape)
         y = torch.randint(0, 3, (5,))
@@ -221,7 +221,7 @@ def test_async_step_with_pooling_decreases_energy():
 
 def _assert_fixed_point(net, x, states):
     """``states`` is a fixed point of the exact synchronous step (indices from its own rates)."""
-    again = step(net, phase_constants(net, x), states)
+    again = step(net, phase_constants(net, x), states)[0]
     for a, b in zip(again, states):
         assert (a - b).abs().max() < 1e-8
 
@@ -232,11 +232,12 @@ def test_reused_pooling_indices_settle_at_an_exact_fixed_point(update):
     x = torch.rand(4, 1, 10, 10, dtype=torch.float64)
     with torch.no_grad():
         reused = Dynamics(update, pool_every=7).relax(net, x, net.zero_states(4, torch.float64),
-                                                      3000)
+                                                      3000).final
     _assert_fixed_point(net, x, reused)
     # and in between refreshes the reused indices really are stale (the option does something)
-    short = Dynamics(update, pool_every=7).relax(net, x, net.zero_states(4, torch.float64), 3)
-    ref = Dynamics(update).relax(net, x, net.zero_states(4, torch.float64), 3)
+    short = Dynamics(update, pool_every=7).relax(net, x, net.zero_states(4, torch.float64),
+                                                 3).final
+    ref = Dynamics(update).relax(net, x, net.zero_states(4, torch.float64), 3).final
     assert any(not torch.allclose(a, b) for a, b in zip(short, ref))
 
 

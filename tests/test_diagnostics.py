@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from stochep import EPConfig, EPNetwork, Neuron
+from stochep import EP, EPNetwork, Neuron
 from stochep.calibrate import calibrate_rates
 from stochep.config import Config
 from stochep.costs import RateMSE, StateMSE
@@ -27,7 +27,7 @@ def test_a_silenced_layer_is_reported_silent(digits):
     with torch.no_grad():
         net.interactions[1].bias.fill_(-10.0)  # layer 2 can never fire
     x, y = _batch(digits)
-    rep = diagnose(net, x, y, EPConfig(0.3, 20, 8, "three-phase"), seeds=2)
+    rep = diagnose(net, x, y, EP(0.3, 20, 8, "three-phase"), seeds=2)
     assert rep["layers"][1]["rate"] == 0.0 and rep["layers"][1]["at_low"] == 1.0
     assert any(w.startswith("layer 2 is silent") for w in rep["warnings"])
     assert not any(w.startswith("layer 1 ") for w in rep["warnings"])
@@ -41,7 +41,7 @@ def test_saturated_layer_warning():
 def test_mean_field_run_has_cosine_one_against_itself(digits):
     net = _net("rate")
     x, y = _batch(digits)
-    rep = gradient_report(net, x, y, EPConfig(1e-3, 400, 400, "three-phase"), T_bptt=400)
+    rep = gradient_report(net, x, y, EP(1e-3, 400, 400, "three-phase"), T_bptt=400)
     for row in rep["layers"]:
         assert row["stoch_vs_mf_cos"] > 0.9999
         assert abs(row["stoch_vs_mf_norm"] - 1) < 1e-3  # float32 run vs float64
@@ -72,7 +72,7 @@ def test_trainer_calibrates_and_logs_per_layer_diagnostics(digits, tmp_path):
     cfg = Config(layers=[32], epochs=1, T_free=10, T_nudge=4, calibrate_rate=0.2)
     tr = Trainer(cfg, digits, str(tmp_path / "run"), progress=False)
     mf = tr.net
-    states = relax(mf, tr._inputs(tr.data.x_train[:256]), mf.zero_states(256), 10, SpikeRNG(0))
+    states = relax(mf, tr.inputs(tr.data.x_train[:256]), mf.zero_states(256), 10, SpikeRNG(0))
     rate = mf.neuron.rate(states[0]).mean().item()
     assert 0.1 < rate < 0.35  # started near 0.2 (spiking run of the calibrated net)
     tr.fit()
@@ -97,14 +97,15 @@ def test_per_layer_learning_rates_reach_the_optimizer(digits):
 
 def test_state_cost_is_the_rate_cost_over_kappa_squared_inside_the_box():
     kappa = 2.0
+    neuron = Neuron(kappa)
     xi = torch.rand(5, 6) / kappa
     y = torch.nn.functional.one_hot(torch.randint(0, 6, (5,)), 6).float()
     s, r = StateMSE(), RateMSE()
-    assert torch.allclose(s.value(xi, y, kappa) * kappa**2, r.value(xi, y, kappa))
-    assert torch.allclose(s.grad(xi, y, kappa) * kappa**2, r.grad(xi, y, kappa))
+    assert torch.allclose(s.value(xi, y, neuron) * kappa**2, r.value(xi, y, neuron))
+    assert torch.allclose(s.grad(xi, y, neuron) * kappa**2, r.grad(xi, y, neuron))
     leaf = xi.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(s.value(leaf, y, kappa).sum(), leaf)
-    assert torch.allclose(g, s.grad(xi, y, kappa))
+    (g,) = torch.autograd.grad(s.value(leaf, y, neuron).sum(), leaf)
+    assert torch.allclose(g, s.grad(xi, y, neuron))
 
 
 def test_cost_option_reaches_the_network(digits):

@@ -28,7 +28,7 @@ def test_step_is_projected_gradient_step_of_energy(cost):
         f = _total_energy(net, x, leaves, beta, target).sum()
         grads = torch.autograd.grad(f, leaves)
         expected = [(s - net.lam * g).clamp(0, 1 / 2.0) for s, g in zip(states, grads)]
-        got = step(net, phase_constants(net, x), states, None, beta, target)
+        got = step(net, phase_constants(net, x), states, None, beta, target)[0]
         for a, b in zip(got, expected):
             assert torch.allclose(a, b, atol=1e-12)
 
@@ -64,13 +64,13 @@ def test_energy_never_increases_in_deterministic_mode(cost):
     for beta, steps in ((0.0, 300), (0.5, 300), (-0.5, 1500)):
         f_prev = _total_energy(net, x, states, beta, target)
         for _ in range(steps):
-            states = step(net, xd, states, None, beta, target)
+            states = step(net, xd, states, None, beta, target)[0]
             f = _total_energy(net, x, states, beta, target)
             assert (f <= f_prev + 1e-12).all()
             f_prev = f
     # it actually moved and settled
     assert states[0].abs().sum() > 0
-    nxt = step(net, xd, states, None, -0.5, target)
+    nxt = step(net, xd, states, None, -0.5, target)[0]
     assert max((a - b).abs().max().item() for a, b in zip(nxt, states)) < 1e-6
 
 
@@ -80,20 +80,21 @@ def test_states_stay_in_box_and_input_drive_is_reused():
     states = net.zero_states(5, torch.float64)
     xd = phase_constants(net, x)
     for _ in range(20):
-        states = step(net, xd, states)
+        states = step(net, xd, states)[0]
     for s in states:
         assert s.min() >= 0 and s.max() <= 0.5
     assert any((s > 0).any() for s in states)  # neurons leave zero (GUIDE 1.1)
 
 
 def test_fast_engine_equals_autograd_reference_in_mean_field_mode():
-    from stochep.ep import EPConfig, ep_gradients
-    from stochep.reference import reference_ep_gradients
+    from reference import reference_ep_gradients
+
+    from stochep.ep import EP, ep_gradients
 
     net = _net()
     x = torch.rand(6, 20, dtype=torch.float64)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
-    cfg = EPConfig(0.3, 40, 20, "three-phase")
+    cfg = EP(0.3, 40, 20, "three-phase")
     reference_ep_gradients(net, x, y, cfg)
     ref = [p.grad.clone() for p in net.parameters()]
     ep_gradients(net, x, y, cfg)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from stochep import EPConfig, EPNetwork, Neuron, ep_gradients
+from stochep import EP, EPNetwork, Neuron, ep_gradients
 from stochep.bptt import bptt_gradients
 from stochep.gradcheck import compare_ep_bptt
 
@@ -43,7 +43,7 @@ def test_estimator_bias_is_first_order_for_two_phase_second_order_for_three_phas
     for est in ("two-phase", "three-phase"):
         errs = []
         for b in betas:
-            ep_gradients(net, x, y, EPConfig(float(b), 1500, 1500, est))
+            ep_gradients(net, x, y, EP(float(b), 1500, 1500, est))
             errs.append(((_flat_grads(net) - ref).norm() / ref.norm()).item())
         slopes[est] = np.polyfit(np.log(betas), np.log(errs), 1)[0]
     assert 0.85 < slopes["two-phase"] < 1.15, slopes
@@ -53,7 +53,7 @@ def test_estimator_bias_is_first_order_for_two_phase_second_order_for_three_phas
 def test_random_sign_draws_signs_from_its_generator(batch):
     x, y = batch
     net = _net([64, 32]).double()
-    cfg = EPConfig(1e-3, 300, 300, "random-sign")
+    cfg = EP(1e-3, 300, 300, "random-sign")
     gen = torch.Generator().manual_seed(0)
     grads = []
     for _ in range(8):
@@ -61,7 +61,7 @@ def test_random_sign_draws_signs_from_its_generator(batch):
         grads.append(_flat_grads(net))
     signs = []
     for beta in (1e-3, -1e-3):
-        ep_gradients(net, x, y, EPConfig(beta, 300, 300, "two-phase"))
+        ep_gradients(net, x, y, EP(beta, 300, 300, "two-phase"))
         signs.append(_flat_grads(net))
     matched = [0 if torch.equal(g, signs[0]) else 1 if torch.equal(g, signs[1]) else None
                for g in grads]
@@ -74,7 +74,7 @@ def test_ep_update_lowers_the_loss_with_a_torch_optimizer(batch):
     x, y = batch
     net = _net([64, 32]).double()
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
-    cfg = EPConfig(0.05, 200, 100, "three-phase")
+    cfg = EP(0.05, 200, 100, "three-phase")
     first = ep_gradients(net, x, y, cfg).loss.mean().item()
     for _ in range(10):
         opt.step()
@@ -92,7 +92,7 @@ def test_stochastic_ep_gradient_points_along_bptt(batch):
     rng = SpikeRNG(0)
     acc = None
     for _ in range(20):
-        ep_gradients(net, x, y, EPConfig(0.5, 100, 50, "three-phase"), rng)
+        ep_gradients(net, x, y, EP(0.5, 100, 50, "three-phase"), rng)
         g = _flat_grads(net)
         acc = g if acc is None else acc + g
     ref_net = _net([64, 48], scale=0.5).double()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from stochep import EPConfig, EPNetwork, Neuron, ep_gradients
+from stochep import EP, EPNetwork, Neuron, ep_gradients
 from stochep.config import Config
 from stochep.dynamics import Dynamics
 from stochep.rng import SpikeRNG
@@ -29,12 +29,11 @@ def test_relax_keeps_the_mean_of_the_last_steps():
     x, _ = _batch()
     dyn, rng = Dynamics(), SpikeRNG(3)
     start = net.zero_states(16, torch.float64)
-    dyn.relax(net, x, start, 12, rng, average_last=4)
-    got = dyn.last_average
+    got = dyn.relax(net, x, start, 12, rng, average_last=4).average
     rng, seen = SpikeRNG(3), []
-    states = Dynamics().relax(net, x, start, 8, rng)
+    states = Dynamics().relax(net, x, start, 8, rng).final
     for _ in range(4):
-        states = Dynamics().relax(net, x, states, 1, rng)
+        states = Dynamics().relax(net, x, states, 1, rng).final
         seen.append(states)
     for i, a in enumerate(got):
         assert torch.allclose(a, sum(s[i] for s in seen) / 4, atol=1e-12)
@@ -44,9 +43,9 @@ def test_relax_keeps_the_mean_of_the_last_steps():
 def test_averaged_contrast_is_unchanged_at_a_settled_mean_field_equilibrium(estimator):
     net = _net("rate")
     x, y = _batch()
-    ep_gradients(net, x, y, EPConfig(0.05, 1500, 1000, estimator))
+    ep_gradients(net, x, y, EP(0.05, 1500, 1000, estimator))
     final = _grad(net)
-    ep_gradients(net, x, y, EPConfig(0.05, 1500, 1000, estimator, average_last=20))
+    ep_gradients(net, x, y, EP(0.05, 1500, 1000, estimator, average_last=20))
     assert torch.allclose(_grad(net), final, atol=1e-7, rtol=1e-5)
 
 
@@ -57,7 +56,7 @@ def test_variance_reductions_lower_the_spread_of_stochastic_estimates():
     def spread(**kw):
         gs = []
         for seed in range(16):
-            ep_gradients(net, x, y, EPConfig(0.1, 60, 20, "three-phase", **kw), SpikeRNG(seed))
+            ep_gradients(net, x, y, EP(0.1, 60, 20, "three-phase", **kw), SpikeRNG(seed))
             gs.append(_grad(net))
         return torch.stack(gs).var(0).sum().item()
 
@@ -74,7 +73,7 @@ def test_shared_noise_estimates_the_same_gradient():
     def mean(shared):
         gs = []
         for seed in range(16):
-            ep_gradients(net, x, y, EPConfig(0.4, 60, 20, "three-phase", shared_noise=shared),
+            ep_gradients(net, x, y, EP(0.4, 60, 20, "three-phase", shared_noise=shared),
                          SpikeRNG(100 + seed))
             gs.append(_grad(net))
         return torch.stack(gs).mean(0)
@@ -92,6 +91,6 @@ def test_shared_noise_estimates_the_same_gradient():
 def test_bad_noise_options_fail_clearly(bad, match):
     base = {"beta": 0.1, "T_free": 40, "T_nudge": 20, "estimator": "three-phase"}
     with pytest.raises(ValueError, match=match):
-        EPConfig(**{**base, **bad})
+        EP(**{**base, **bad})
     with pytest.raises(ValueError, match=match):
         Config(**{**base, **bad}).validate()

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from stochep import memory
+from stochep import memory, memory_report
 from stochep.cli import main
 from stochep.config import Config
 from stochep.memory import StorageTracker, measure_step_memory
@@ -120,33 +120,33 @@ def _fake_compare(cfg, batch, device="cpu", algos=("ep", "bptt")):
 def test_table_lists_every_preset_with_the_papers_numbers(monkeypatch):
     from stochep.presets import preset_names
 
-    monkeypatch.setattr(memory, "compare", _fake_compare)
-    res, text = memory.run_command(None, table_mode=True)
+    monkeypatch.setattr(memory_report, "compare", _fake_compare)
+    res, text = memory_report.run_command(None, table_mode=True)
     assert [r["preset"] for r in res["rows"]] == preset_names()
     row = {r["preset"]: r for r in res["rows"]}["mnist-2fc"]
     assert row["batch_size"] == 128 and row["paper"]["ep_mb"] == 147
     assert row["paper"]["bptt_mb"] == 195 and "paper" in text and "179" in text
-    assert memory.table_batch_size("imdb") == 64
+    assert memory_report.table_batch_size("imdb") == 64
 
     def failing(cfg, *a, **k):
-        raise memory.ConfigError(f"no input shape for {cfg.preset}")
+        raise memory_report.ConfigError(f"no input shape for {cfg.preset}")
 
-    monkeypatch.setattr(memory, "compare", failing)
-    res, text = memory.run_command(None, table_mode=True, batch_size=8)
+    monkeypatch.setattr(memory_report, "compare", failing)
+    res, text = memory_report.run_command(None, table_mode=True, batch_size=8)
     assert all("error" in r for r in res["rows"]) and "n/a" in text
     assert "mnist-1fc: no input shape for mnist-1fc" in text
 
 
 def test_sweep_plots_or_says_how_to_get_the_plot(monkeypatch, tmp_path):
-    monkeypatch.setattr(memory, "compare", _fake_compare)
+    monkeypatch.setattr(memory_report, "compare", _fake_compare)
     png = tmp_path / "sweep.png"
-    res, text = memory.run_command("mnist-1fc", sweep_T=[10, 20], plot=str(png))
+    res, text = memory_report.run_command("mnist-1fc", sweep_T=[10, 20], plot=str(png))
     assert [r["T_free"] for r in res["rows"]] == [10, 20]
     try:
         import matplotlib  # noqa: F401
         assert png.stat().st_size > 0 and "plot:" in text
     except ImportError:
         assert "pip install stochep[plot]" in text
-    monkeypatch.setattr(memory, "plot_sweep", lambda res, path: False)
-    _, text = memory.run_command("mnist-1fc", sweep_T=[10], plot=str(png))
+    monkeypatch.setattr(memory_report, "plot_sweep", lambda res, path: False)
+    _, text = memory_report.run_command("mnist-1fc", sweep_T=[10], plot=str(png))
     assert "pip install stochep[plot]" in text

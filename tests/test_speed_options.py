@@ -5,9 +5,9 @@ import pytest
 import torch
 from dynamics_checks import relax_async_checking_energy
 
-from stochep import EPConfig, EPNetwork, Neuron, ep_gradients
+from stochep import EP, EPNetwork, Neuron, ep_gradients
 from stochep.dynamics import Dynamics
-from stochep.ep import low_precision_copy, sync_copy
+from stochep.ep import low_precision_copy
 
 
 def _net(mode="rate", lam=0.5):
@@ -20,7 +20,7 @@ def test_async_updates_decrease_energy_and_reach_the_same_fixed_point():
     net = _net(lam=0.3)
     x = torch.rand(6, 20, dtype=torch.float64)
     states = relax_async_checking_energy(net, x, 300)
-    sync = Dynamics("sync").relax(net, x, net.zero_states(6, torch.float64), 600)
+    sync = Dynamics("sync").relax(net, x, net.zero_states(6, torch.float64), 600).final
     for a, b in zip(states, sync):
         assert torch.allclose(a, b, atol=1e-6)
 
@@ -30,9 +30,10 @@ def test_early_exit_stops_once_settled_and_matches_the_full_phase():
     x = torch.rand(6, 20, dtype=torch.float64)
     dyn = Dynamics("sync", tol=1e-6)
     early = dyn.relax(net, x, net.zero_states(6, torch.float64), 2000)
-    assert dyn.last_steps < 2000
+    assert early.steps < 2000
     full = Dynamics().relax(net, x, net.zero_states(6, torch.float64), 2000)
-    for a, b in zip(early, full):
+    assert full.steps == 2000
+    for a, b in zip(early.final, full.final):
         assert (a - b).abs().max() < 1e-4
 
 
@@ -48,10 +49,10 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
     dyn = Dynamics(compile=True)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        out = dyn.relax(net, x, net.zero_states(4, torch.float64), 30)
+        out = dyn.relax(net, x, net.zero_states(4, torch.float64), 30).final
     assert any("torch.compile failed" in str(m.message) for m in w)
     assert "no compiler here" in dyn.compile_error
-    ref = Dynamics().relax(net, x, net.zero_states(4, torch.float64), 30)
+    ref = Dynamics().relax(net, x, net.zero_states(4, torch.float64), 30).final
     assert all(torch.equal(a, b) for a, b in zip(out, ref))
 
 
@@ -60,10 +61,9 @@ def test_bf16_dynamics_keep_float32_master_weights_and_contrast():
     net = EPNetwork.fc([20, 16], n_classes=3, n_perclass=2, neuron=Neuron(2.0, "rate"),
                        init_scale=0.5)
     low = low_precision_copy(net)
-    sync_copy(low, net)
     x = torch.rand(32, 20)
     y = torch.randint(0, 3, (32,))
-    cfg = EPConfig(0.2, 80, 40, "three-phase")
+    cfg = EP(0.2, 80, 40, "three-phase")
     ep_gradients(net, x, y, cfg)
     ref = torch.cat([p.grad.flatten() for p in net.parameters()])
     ep_gradients(net, x, y, cfg, dynamics_net=low)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from stochep import EPConfig, EPNetwork, Neuron, ep_gradients
+from stochep import EP, EPNetwork, Neuron, ep_gradients
 from stochep.config import Config
 
 
@@ -20,15 +20,18 @@ def test_lam_in_unit_interval(lam):
         EPNetwork.fc([4, 3], n_classes=2, lam=lam)
 
 
+EP_OK = {"beta": 0.5, "T_free": 20, "T_nudge": 5, "estimator": "three-phase"}
+
+
 def test_beta_nonzero():
     with pytest.raises(ValueError, match=r"beta must be a finite nonzero"):
-        EPConfig(beta=0.0)
+        EP(**{**EP_OK, "beta": 0.0})
 
 
 @pytest.mark.parametrize("field", ["T_free", "T_nudge"])
 def test_T_at_least_one(field):
     with pytest.raises(ValueError, match=rf"{field} must be an integer >= 1"):
-        EPConfig(**{field: 0})
+        EP(**{**EP_OK, field: 0})
 
 
 def test_n_perclass_at_least_one():
@@ -40,7 +43,7 @@ def test_unknown_spike_mode_and_estimator():
     with pytest.raises(ValueError, match="spikes must be one of bernoulli, poisson, rate"):
         Neuron(spikes="gauss")
     with pytest.raises(ValueError, match="estimator must be one of"):
-        EPConfig(estimator="four-phase")
+        EP(**{**EP_OK, "estimator": "four-phase"})
 
 
 @pytest.mark.parametrize("key,value,msg", [
@@ -61,16 +64,16 @@ def _net():
 @pytest.mark.parametrize("x", [torch.rand(3, 7), torch.rand(6), torch.rand(3, 2, 3)])
 def test_wrong_input_shape(x):
     with pytest.raises(ValueError, match=r"x must have shape \[B, 6\]"):
-        ep_gradients(_net(), x, torch.zeros(x.shape[0], dtype=torch.long), EPConfig())
+        ep_gradients(_net(), x, torch.zeros(x.shape[0], dtype=torch.long), EP(**EP_OK))
 
 
 def test_nan_input():
     x = torch.rand(3, 6)
     x[1, 2] = float("nan")
     with pytest.raises(ValueError, match="x contains NaN"):
-        ep_gradients(_net(), x, torch.zeros(3, dtype=torch.long), EPConfig())
+        ep_gradients(_net(), x, torch.zeros(3, dtype=torch.long), EP(**EP_OK))
 
 
 def test_bad_labels():
     with pytest.raises(ValueError, match=r"y must hold integer class indices in \[0, 1\]"):
-        ep_gradients(_net(), torch.rand(3, 6), torch.tensor([0, 1, 5]), EPConfig())
+        ep_gradients(_net(), torch.rand(3, 6), torch.tensor([0, 1, 5]), EP(**EP_OK))

@@ -1,4 +1,5 @@
-"""Backprop-through-time through the same dynamics (baseline and gradient reference).
+"""Backprop-through-time through the same dynamics: the learning rule ``bptt`` (baseline and
+gradient reference).
 
 Runs ``T`` steps of :func:`stochep.dynamics.step` from zero states with autograd on and
 backpropagates the batch-mean output cost ``net.loss`` (whatever cost the network carries,
@@ -45,39 +46,63 @@ Why the untuned baseline was weak and degraded (measured with the state cost; re
 """
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
+from dataclasses import dataclass
 
 import torch
 
 from .dynamics import phase_constants, step
-from .rng import SpikeRNG
+from .rng import SpikeRNG, Streams
+from .rules import RULES, LearningRule, StepResult
+from .validation import check_choice, check_int_at_least
 
 BPTT_SPIKES = ("same", "rate")
 
 
-@contextlib.contextmanager
-def _neurons(net, spikes: str):
-    """Temporarily give ``net`` mean-field neurons when ``spikes == "rate"``."""
-    if spikes == "same" or not net.neuron.stochastic:
-        yield
-        return
-    saved = net.neuron
-    net.neuron = replace(saved, spikes="rate")
-    try:
-        yield
-    finally:
-        net.neuron = saved
+@RULES.register("bptt")
+@dataclass(frozen=True)
+class BPTT(LearningRule):
+    """The BPTT rule and its settings (module docstring); ``streams`` supplies the spikes."""
+
+    T: int
+    spikes: str = "same"
+    loss_last: int = 1
+    truncate: int = 0
+    clip: float = 0.0
+    streams: Streams | None = None
+
+    def __post_init__(self):
+        check_int_at_least("T_free", self.T, 1)
+        check_choice("bptt_spikes", self.spikes, BPTT_SPIKES)
+        check_int_at_least("bptt_loss_last", self.loss_last, 1)
+        if self.loss_last > self.T:
+            raise ValueError(f"bptt_loss_last must be <= T_free ({self.T}), got {self.loss_last}")
+        check_int_at_least("bptt_truncate", self.truncate, 0)
+        if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) \
+                or not self.clip >= 0:
+            raise ValueError(f"bptt_clip must be >= 0 (0: off), got {self.clip!r}")
+
+    @classmethod
+    def from_config(cls, cfg, streams: Streams | None = None) -> BPTT:
+        return cls(cfg.T_free, cfg.bptt_spikes, cfg.bptt_loss_last, cfg.bptt_truncate,
+                   cfg.bptt_clip, streams)
+
+    def gradients(self, net, x: torch.Tensor, y: torch.Tensor,
+                  init: list[torch.Tensor] | None = None) -> StepResult:
+        free, loss = bptt_gradients(net, x, y, self.T, self.streams and self.streams.spike,
+                                    spikes=self.spikes, loss_last=self.loss_last,
+                                    truncate=self.truncate, clip=self.clip, init=init)
+        return StepResult(free, loss)
 
 
 def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
                    rng: SpikeRNG | None = None, *, spikes: str = "same", loss_last: int = 1,
-                   truncate: int = 0, clip: float = 0.0
+                   truncate: int = 0, clip: float = 0.0, init: list[torch.Tensor] | None = None
                    ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Write ``p.grad`` from BPTT over ``T`` free steps; returns (final states, per-sample loss).
 
     The returned loss is the cost of the final state (as EP reports it), whatever
-    ``loss_last`` trains on. See the module docstring for the options.
+    ``loss_last`` trains on. ``init``: initial states (default zeros). See the module
+    docstring for the options.
     """
     if spikes not in BPTT_SPIKES:
         raise ValueError(f"spikes must be one of {', '.join(BPTT_SPIKES)}, got {spikes!r}")
@@ -87,14 +112,16 @@ def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
         raise ValueError(f"truncate must be >= 0, got {truncate!r}")
     net.check_batch(x, y)
     target = net.target(y, x.dtype)
-    with torch.enable_grad(), _neurons(net, spikes):
-        consts = phase_constants(net, x)
-        states = net.zero_states(x.shape[0], x.dtype)
+    neuron = net.neuron.mean_field() if spikes == "rate" else net.neuron
+    with torch.enable_grad():
+        consts = phase_constants(net, x, neuron)
+        states = net.zero_states(x.shape[0], x.dtype) if init is None else \
+            [s.detach().to(x.dtype) for s in init]
         total = None
         for t in range(1, T + 1):
             if truncate and t == T - truncate + 1:
                 states = [s.detach() for s in states]
-            states = step(net, consts, states, rng)
+            states = step(net, consts, states, rng, neuron=neuron)[0]
             if t > T - loss_last:
                 lt = net.loss(states[-1], target)
                 total = lt if total is None else total + lt

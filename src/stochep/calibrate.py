@@ -18,8 +18,6 @@ and changes only biases, so the weight scale that keeps the dynamics settling is
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from .dynamics import relax
@@ -38,27 +36,23 @@ def calibrate_rates(net, x: torch.Tensor, target_rate: float = 0.15, steps: int 
     """
     if not 0.0 < target_rate < 1.0:
         raise ValueError(f"target_rate must be in (0, 1), got {target_rate!r}")
-    neuron = net.neuron
-    net.neuron = replace(neuron, spikes="rate")
-    try:
-        prev_err = float("inf")
-        for _ in range(iters):
-            states = relax(net, x, net.zero_states(x.shape[0], x.dtype), steps)
-            err = 0.0
-            for inter, xi in zip(net.interactions, states):
-                if inter.bias is None:
-                    continue
-                gap = target_rate - net.neuron.rate(xi).mean(0)
-                err += gap.pow(2).mean().item()
-                delta = step * gap / neuron.kappa**2
-                # conv biases are per channel: average the per-position error
-                inter.bias.add_(delta.reshape(inter.bias.shape[0], -1).mean(1)
-                                if delta.dim() > 1 else delta)
-            means = [net.neuron.rate(s).mean().item() for s in states]
-            if max(abs(m - target_rate) for m in means) < tol and err > 0.99 * prev_err:
-                break
-            prev_err = err
-        states = relax(net, x, net.zero_states(x.shape[0], x.dtype), steps)
-        return [net.neuron.rate(s).mean().item() for s in states]
-    finally:
-        net.neuron = neuron
+    neuron = net.neuron.mean_field()
+    prev_err = float("inf")
+    for _ in range(iters):
+        states = relax(net, x, net.zero_states(x.shape[0], x.dtype), steps, neuron=neuron)
+        err = 0.0
+        for inter, xi in zip(net.interactions, states):
+            if inter.bias is None:
+                continue
+            gap = target_rate - neuron.rate(xi).mean(0)
+            err += gap.pow(2).mean().item()
+            delta = step * gap / neuron.gain**2
+            # conv biases are per channel: average the per-position error
+            inter.bias.add_(delta.reshape(inter.bias.shape[0], -1).mean(1)
+                            if delta.dim() > 1 else delta)
+        means = [neuron.rate(s).mean().item() for s in states]
+        if max(abs(m - target_rate) for m in means) < tol and err > 0.99 * prev_err:
+            break
+        prev_err = err
+    states = relax(net, x, net.zero_states(x.shape[0], x.dtype), steps, neuron=neuron)
+    return [neuron.rate(s).mean().item() for s in states]

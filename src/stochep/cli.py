@@ -13,11 +13,10 @@ import os
 import sys
 import time
 
-import torch
-
 from .checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
 from .config import Config, ConfigError, check_device, load_yaml
 from .data import DataError
+from .rules import RULES
 from .train import TrainingDiverged
 from .validation import check_int_at_least
 
@@ -29,8 +28,9 @@ def _add_train(sub):
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="a Table 3 preset (see `stochep presets`)")
     src.add_argument("--config", help="YAML file of config keys")
-    p.add_argument("--algo", choices=["ep", "bptt"],
-                   help="learning rule: EP (default) or surrogate-gradient BPTT, same network")
+    p.add_argument("--algo", choices=RULES.names(),
+                   help="learning rule: ep (default), bptt (surrogate-gradient BPTT, same "
+                   "network), or another registered rule")
     p.add_argument("--dataset")
     p.add_argument("--data-dir")
     p.add_argument("--download", action="store_true", help="fetch missing dataset files")
@@ -75,7 +75,8 @@ def _add_gradcheck(sub):
 def _add_memory(sub):
     p = sub.add_parser("memory", help="peak memory of one training step, EP vs BPTT (Table 2)")
     p.add_argument("--preset", help="a preset (see `stochep presets`)")
-    p.add_argument("--algo", choices=["ep", "bptt"], help="measure one rule (default: both)")
+    p.add_argument("--algo", choices=RULES.names(),
+                   help="measure one rule (default: ep and bptt)")
     p.add_argument("--batch-size", type=int,
                    help="default 128; --table: 128, or 64 for imdb presets")
     p.add_argument("--T-free", type=int, dest="T_free", help="override the preset's T_free")
@@ -162,25 +163,19 @@ def cmd_train(args) -> int:
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUNDIR")
-        ckpt = load_checkpoint(os.path.join(args.out, "checkpoint_last.pt"))
-        cfg = Config.from_dict(ckpt["config"])
-        for key, val in (("epochs", args.epochs), ("data_dir", args.data_dir)):
-            if val is not None:
-                cfg.set(key, val)
-        cfg.validate()
+        trainer = Trainer.from_run(args.out, epochs=args.epochs, data_dir=args.data_dir,
+                                   progress=not args.no_progress)
+        out = args.out
     else:
         cfg = build_config(args)
-        ckpt = None
-    check_device(cfg.resolved().device)
-    out = _run_dir(args, cfg)
-    if ckpt is None and os.path.exists(os.path.join(out, "checkpoint_last.pt")):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
-                          "or choose another --out")
-    kw = {"download": True} if args.download else {}
-    data = load_dataset(cfg.dataset, cfg.data_dir, **kw)
-    trainer = Trainer(cfg, data, out, progress=not args.no_progress)
-    if ckpt is not None:
-        trainer.load_state_dict(ckpt)
+        check_device(cfg.resolved().device)
+        out = _run_dir(args, cfg)
+        if os.path.exists(os.path.join(out, "checkpoint_last.pt")):
+            raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+        kw = {"download": True} if args.download else {}
+        data = load_dataset(cfg.dataset, cfg.data_dir, **kw)
+        trainer = Trainer(cfg, data, out, progress=not args.no_progress)
     print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
     print(f"test_accuracy={_fmt(summary['test_accuracy'])} "
@@ -202,18 +197,12 @@ def cmd_convert(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data import load_dataset
     from .train import Trainer
 
-    ckpt = load_checkpoint(args.checkpoint)
-    cfg = Config.from_dict(ckpt["config"])
-    if args.data_dir:
-        cfg.data_dir = args.data_dir
-    data = load_dataset(cfg.dataset, cfg.data_dir)
-    trainer = Trainer(cfg, data, progress=False)
-    trainer.load_state_dict(ckpt)
+    trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    data, cfg = trainer.data, trainer.cfg
     acc = trainer.evaluate(data.x_test, data.y_test)
-    result = {"checkpoint": os.path.abspath(args.checkpoint), "epoch": ckpt["epoch"],
+    result = {"checkpoint": os.path.abspath(args.checkpoint), "epoch": trainer.epoch,
               "dataset": cfg.dataset, "test_accuracy": acc, "n_test": len(data.y_test)}
     path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                      "eval.json")
@@ -231,21 +220,16 @@ def cmd_presets(args) -> int:
 
 
 def cmd_gradcheck(args) -> int:
-    from .data import load_dataset
-    from .gradcheck import compare_ep_bptt
-    from .network import EPNetwork
-    from .neurons import Neuron
+    from .gradcheck import compare_ep_bptt, digits_network, preset_network
 
     if args.preset:
-        net, data = _preset_network(args)
+        if args.narrow < 1:
+            raise ConfigError(f"--narrow must be an integer >= 1, got {args.narrow}")
+        net, data = preset_network(args.preset, args.narrow, args.n_perclass, args.seed,
+                                   args.data_dir)
     else:
-        data = load_dataset("digits")
-        if args.widths[0] != data.input_shape[0]:
-            raise ConfigError(f"--widths must start with the input size {data.input_shape[0]}")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(args.seed)
-            net = EPNetwork.fc(args.widths, data.n_classes, args.n_perclass,
-                               Neuron(args.kappa, "rate"), args.lam, args.init_scale)
+        net, data = digits_network(args.widths, args.n_perclass, args.kappa, args.lam,
+                                   args.init_scale, args.seed)
     x = data.x_train[:args.batch].reshape(args.batch, *net.input_shape)
     rows = compare_ep_bptt(net, x, data.y_train[:args.batch], args.beta, args.T, args.T,
                            args.estimator)
@@ -266,7 +250,7 @@ def _write_json(path, obj) -> None:
 
 
 def cmd_memory(args) -> int:
-    from .memory import run_command
+    from .memory_report import run_command
 
     check_device(args.device)
     res, text = run_command(args.preset, args.algo, args.batch_size, args.T_free, args.table,
@@ -305,49 +289,29 @@ def cmd_energy(args) -> int:
     return 0
 
 
-def _preset_network(args):
-    """The preset's network (widths divided by --narrow) and its dataset, for gradcheck."""
-    from .data import load_dataset
-    from .models import build_network
-    from .presets import load_preset
-
-    if args.narrow < 1:
-        raise ConfigError(f"--narrow must be an integer >= 1, got {args.narrow}")
-    cfg = load_preset(args.preset)[0]
-    cfg.layers = [max(1, spec // args.narrow) if isinstance(spec, int)
-                  else {**spec, "conv": max(1, spec["conv"] // args.narrow)}
-                  for spec in cfg.layers]
-    cfg.n_perclass, cfg.seed = args.n_perclass, args.seed
-    data = load_dataset(cfg.dataset, args.data_dir or cfg.data_dir)
-    return build_network(cfg, data.input_shape, data.n_classes), data
-
-
 def cmd_diagnose(args) -> int:
     from .data import load_dataset
     from .diagnostics import diagnose, format_report
-    from .ep import EPConfig
+    from .ep import EP
     from .presets import load_preset
     from .train import Trainer
 
     check_int_at_least("--batch", args.batch, 1)
     check_int_at_least("--seeds", args.seeds, 2)
     if args.checkpoint:
-        ckpt = load_checkpoint(args.checkpoint)
-        cfg = Config.from_dict(ckpt["config"])
+        trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir,
+                                          overrides=args.set)
     else:
-        ckpt, cfg = None, load_preset(args.preset)[0] if args.preset else Config()
-    if args.data_dir:
-        cfg.data_dir = args.data_dir
-    cfg.apply_overrides(args.set).validate()
-    trainer = Trainer(cfg, load_dataset(cfg.dataset, cfg.data_dir), progress=False)
-    if ckpt is not None:
-        trainer.load_state_dict(ckpt)
+        cfg = load_preset(args.preset)[0] if args.preset else Config()
+        if args.data_dir:
+            cfg.data_dir = args.data_dir
+        cfg.apply_overrides(args.set).validate()
+        trainer = Trainer(cfg, load_dataset(cfg.dataset, cfg.data_dir), progress=False)
     c = trainer.cfg
-    x = trainer._inputs(trainer.data.x_train[:args.batch])
-    ep = EPConfig(c.beta, c.T_free, c.T_nudge, c.estimator, c.average_last, c.shared_noise)
-    rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], ep, args.seeds,
-                   args.T_bptt)
-    rep.update(preset=cfg.preset, checkpoint=args.checkpoint, batch=args.batch,
+    x = trainer.inputs(trainer.data.x_train[:args.batch])
+    rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
+                   args.seeds, args.T_bptt)
+    rep.update(preset=c.preset, checkpoint=args.checkpoint, batch=args.batch,
                seeds=args.seeds, beta=c.beta, estimator=c.estimator)
     if args.json:
         _write_json(args.json, rep)

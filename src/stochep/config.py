@@ -1,7 +1,12 @@
 """Run configuration: one flat, plain-data record (nanoGPT style), loadable from YAML.
 
-Every field is validated by :meth:`Config.validate`, which raises ``ValueError`` naming the field
-and its allowed range. ``--set key=value`` overrides are parsed as YAML and type-checked.
+It is the one place for defaults, and the objects of a run come from it: :meth:`Config.neuron_model`,
+:meth:`Config.dynamics`, :meth:`Config.rule` and :meth:`Config.output_cost` build the neuron model,
+the phase runner, the learning rule and the cost. :meth:`Config.validate` checks the fields that
+no object owns and builds the objects, whose constructors check their own arguments; every
+failure is a ``ValueError`` naming the field and its allowed range. ``--set key=value`` overrides
+are parsed as YAML and type-checked; numbers in scientific notation (``1e-3``, which YAML 1.1
+reads as a string) are accepted wherever a float is expected.
 """
 from __future__ import annotations
 
@@ -11,18 +16,12 @@ from typing import Any
 
 import yaml
 
-from .bptt import BPTT_SPIKES
+from . import bptt, ep  # noqa: F401  (the built-in learning rules register themselves)
 from .costs import COSTS
-from .ep import ESTIMATORS
-from .neurons import SPIKE_MODES
-from .validation import (
-    check_choice,
-    check_ep_noise_options,
-    check_int_at_least,
-    check_nonzero,
-    check_positive,
-    check_unit_interval,
-)
+from .dynamics import Dynamics
+from .neurons import NEURONS
+from .rules import RULES
+from .validation import check_choice, check_int_at_least, check_positive, check_unit_interval
 
 
 class ConfigError(ValueError):
@@ -42,13 +41,18 @@ class Config:
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10
     init_scale: float = 0.5  # multiplies PyTorch's default init (GUIDE 1.3)
-    # neuron and dynamics (eq. 1, 2, 7, 21)
+    # neuron model (neurons.py) and dynamics (eq. 1, 2, 7, 21); kappa, spikes and dt are the
+    # hard-sigmoid neuron's, neuron_options go to another model's constructor
+    neuron: str = "hard-sigmoid"
+    neuron_options: dict = field(default_factory=dict)
     kappa: float = 2.0
     spikes: str = "bernoulli"
     dt: float = 1.0
     lam: float = 0.5
-    # learning rule: "ep" (eq. 9/14/22) or "bptt" (surrogate-gradient BPTT, same network)
+    # learning rule (rules.py): "ep" (eq. 9/14/22), "bptt" (surrogate-gradient BPTT, same
+    # network) or any registered rule; rule_options are for registered rules' own settings
     algo: str = "ep"
+    rule_options: dict = field(default_factory=dict)
     # overrides applied when algo == "bptt"; the defaults are tuned on digits (bptt.py): 91% val
     # in 3 epochs where SGD 0.01 without clipping gave 76%
     bptt: dict = field(default_factory=lambda: {"batch_size": 16, "optimizer": "sgd", "lr": 0.05,
@@ -92,46 +96,22 @@ class Config:
     preset: str | None = None
 
     def validate(self) -> Config:
-        check_positive("kappa", self.kappa)
         check_unit_interval("lam", self.lam)
-        check_nonzero("beta", self.beta)
-        check_int_at_least("T_free", self.T_free, 1)
-        check_int_at_least("T_nudge", self.T_nudge, 1)
         check_int_at_least("N_perclass", self.n_perclass, 1)
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("epochs", self.epochs, 1)
         check_int_at_least("seed", self.seed, 0)
-        check_int_at_least("pool_every", self.pool_every, 1)
         check_positive("lr", self.lr)
         if not isinstance(self.lr_layers, list):
             raise ValueError(f"lr_layers must be a list of factors, got {self.lr_layers!r}")
         for i, f in enumerate(self.lr_layers):
             check_positive(f"lr_layers[{i}]", f)
-        check_positive("dt", self.dt)
         check_positive("init_scale", self.init_scale)
-        check_choice("spikes", self.spikes, SPIKE_MODES)
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("cost", self.cost, tuple(COSTS))
         if not isinstance(self.calibrate_rate, float) or not 0 <= self.calibrate_rate < 1:
             raise ValueError(f"calibrate_rate must be in [0, 1) (0 = off), "
                              f"got {self.calibrate_rate!r}")
         check_int_at_least("calibrate_batch", self.calibrate_batch, 1)
         check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
-        check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
-                               min(self.T_free, self.T_nudge))
-        check_choice("update", self.update, ("sync", "async"))
-        check_choice("dynamics_dtype", self.dynamics_dtype, ("float32", "bfloat16"))
-        if not isinstance(self.tol, (int, float)) or self.tol < 0:
-            raise ValueError(f"tol must be >= 0, got {self.tol!r}")
-        check_choice("algo", self.algo, ("ep", "bptt"))
-        check_choice("bptt_spikes", self.bptt_spikes, BPTT_SPIKES)
-        check_int_at_least("bptt_loss_last", self.bptt_loss_last, 1)
-        check_int_at_least("bptt_truncate", self.bptt_truncate, 0)
-        if self.bptt_loss_last > self.T_free:
-            raise ValueError(f"bptt_loss_last must be <= T_free ({self.T_free}), "
-                             f"got {self.bptt_loss_last}")
-        if not isinstance(self.bptt_clip, (int, float)) or not self.bptt_clip >= 0:
-            raise ValueError(f"bptt_clip must be >= 0 (0: off), got {self.bptt_clip!r}")
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         if self.weight_decay < 0 or self.momentum < 0:
@@ -140,13 +120,41 @@ class Config:
             raise ValueError(f"layers must be a list, got {self.layers!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        # the parts check their own settings; both built-in rules' settings are checked whatever
+        # algo is, so a bad value never waits for the day the other rule runs
+        self.neuron_model()
+        self.output_cost()
+        ep.EP.from_config(self)
+        bptt.BPTT.from_config(self)
+        self.rule()
         return self
+
+    # ---- the objects of a run -----------------------------------------------------------
+    def neuron_model(self):
+        """The neuron model ``neuron`` names (``neurons.NEURONS``)."""
+        return NEURONS[self.neuron].from_config(self)
+
+    def output_cost(self):
+        """The output cost ``cost`` names (``costs.COSTS``)."""
+        return COSTS[self.cost]()
+
+    def dynamics(self) -> Dynamics:
+        """How phases run: update order, early exit, compilation, pooling-index reuse."""
+        return Dynamics.from_config(self)
+
+    def rule(self, streams=None):
+        """The learning rule ``algo`` names (``rules.RULES``), with the ``bptt:`` overrides
+        applied for BPTT, drawing its randomness from ``streams`` (``rng.Streams``)."""
+        cfg = self.resolved()
+        return RULES[cfg.algo].from_config(cfg, streams)
 
     def resolved(self) -> Config:
         """The config actually trained: with the ``bptt:`` overrides applied for BPTT."""
         if self.algo != "bptt" or not self.bptt:
             return self
-        cfg = Config.from_dict({k: v for k, v in self.to_dict().items() if k != "bptt"})
+        # The resolved config keeps an empty bptt: section, so resolving it again (on resume,
+        # from the checkpoint's config) changes nothing.
+        cfg = Config.from_dict({**self.to_dict(), "bptt": {}})
         for k, v in self.bptt.items():
             if k in ("algo", "bptt"):
                 raise ConfigError(f"bptt.{k} cannot be overridden")
@@ -181,6 +189,8 @@ class Config:
         if default is not None and value is not None:
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if isinstance(default, float) and isinstance(value, str):
+                value = _float_or_str(value)
             if type(value) is not type(default):
                 raise ConfigError(f"{key} must be of type {type(default).__name__}, "
                                   f"got {value!r} ({type(value).__name__})")
@@ -198,6 +208,15 @@ class Config:
                                   f"({_yaml_problem(e)})") from None
             self.set(key.strip(), value)
         return self
+
+
+def _float_or_str(text: str):
+    """``"1e-3"`` (YAML 1.1 reads numbers without a dot in the mantissa as strings) as a float;
+    any other string unchanged, so the type check names it."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

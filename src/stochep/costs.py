@@ -13,13 +13,17 @@ the factor ``kappa^2``; that factor is the nudge's scale, and it matters (GUIDE 
   ``-beta`` phase is anti-stable for ``beta > 0.25`` (``lam = 0.5``) and the EP estimate at the
   paper's ``beta = 0.5`` points uphill (README, "Nudge scale").
 
-Adding a cost: subclass :class:`Cost`, implement ``value`` and ``grad``, register it in ``COSTS``.
+A cost reads the output through the network's neuron model (``neurons.py``): its rate and the
+top of its state box. Adding a cost: subclass :class:`Cost` in a new file, implement ``value``
+and ``grad``, and register it with ``@COSTS.register("name")``; ``cost: name`` then selects it.
 """
 from __future__ import annotations
 
 import torch
 
-from .neurons import rho
+from .registry import Registry
+
+COSTS = Registry("cost")
 
 
 class Cost:
@@ -27,43 +31,36 @@ class Cost:
 
     name = "cost"
 
-    def value(self, xi_out: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+    def value(self, xi_out: torch.Tensor, target: torch.Tensor, neuron) -> torch.Tensor:
         """``L`` per sample, shape ``[B]``; ``target`` is the (inflated) one-hot ``[B, n_out]``."""
         raise NotImplementedError
 
-    def grad(self, xi_out: torch.Tensor, target: torch.Tensor, kappa: float) -> torch.Tensor:
+    def grad(self, xi_out: torch.Tensor, target: torch.Tensor, neuron) -> torch.Tensor:
         """``dL / dxi_out``, shaped like ``xi_out``."""
         raise NotImplementedError
 
 
+@COSTS.register("state")
 class StateMSE(Cost):
     """``1/2 ||xi_out - y / kappa||^2``: the paper's cost on the output state (eq. 8)."""
 
-    name = "state"
+    def value(self, xi_out, target, neuron):
+        return 0.5 * (xi_out.flatten(1) - target * neuron.high).pow(2).sum(1)
 
-    def value(self, xi_out, target, kappa):
-        return 0.5 * (xi_out.flatten(1) - target / kappa).pow(2).sum(1)
-
-    def grad(self, xi_out, target, kappa):
-        return xi_out - target.view_as(xi_out) / kappa
+    def grad(self, xi_out, target, neuron):
+        return xi_out - target.view_as(xi_out) * neuron.high
 
 
+@COSTS.register("rate")
 class RateMSE(Cost):
     """``1/2 ||rho(xi_out) - y||^2``: squared error on the output rate."""
 
-    name = "rate"
+    def value(self, xi_out, target, neuron):
+        return 0.5 * (neuron.rate(xi_out).flatten(1) - target).pow(2).sum(1)
 
-    def value(self, xi_out, target, kappa):
-        return 0.5 * (rho(xi_out, kappa).flatten(1) - target).pow(2).sum(1)
-
-    def grad(self, xi_out, target, kappa):
-        return kappa * (rho(xi_out, kappa) - target.view_as(xi_out))
-
-
-COSTS = {c.name: c for c in (StateMSE, RateMSE)}
+    def grad(self, xi_out, target, neuron):
+        return neuron.gain * (neuron.rate(xi_out) - target.view_as(xi_out))
 
 
 def make_cost(name: str) -> Cost:
-    if name not in COSTS:
-        raise ValueError(f"cost must be one of {', '.join(COSTS)}; got {name!r}")
     return COSTS[name]()

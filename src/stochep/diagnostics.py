@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 
 import torch
 
 from .bptt import bptt_gradients
-from .ep import EPConfig, ep_gradients
+from .ep import EP, ep_gradients
 from .rng import SpikeRNG
 
 SILENT_RATE = 0.01
@@ -26,14 +25,14 @@ SATURATED_FRACTION = 0.9
 
 
 def layer_activity(net, states: list[torch.Tensor]) -> list[dict]:
-    """Per layer: mean firing rate, fraction at the lower bound (0) and at the upper (1/kappa)."""
-    top = 1.0 / net.neuron.kappa
+    """Per layer: mean firing rate, fraction at the lower and at the upper bound of the box."""
+    neuron = net.neuron
     out = []
     for xi in states:
         xi = xi.detach().float()
-        out.append({"rate": net.neuron.rate(xi).mean().item(),
-                    "at_low": (xi <= 0).float().mean().item(),
-                    "at_high": (xi >= top).float().mean().item()})
+        out.append({"rate": neuron.rate(xi).mean().item(),
+                    "at_low": (xi <= neuron.low).float().mean().item(),
+                    "at_high": (xi >= neuron.high).float().mean().item()})
     return out
 
 
@@ -64,11 +63,11 @@ def _ratio(a: torch.Tensor, b: torch.Tensor) -> float:
 def mean_field_copy(net, dtype=torch.float64):
     """A copy of ``net`` with mean-field (rate) neurons, in ``dtype``."""
     mf = copy.deepcopy(net).to(dtype)
-    mf.neuron = replace(mf.neuron, spikes="rate")
+    mf.neuron = mf.neuron.mean_field()
     return mf
 
 
-def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EPConfig, seeds: int = 4,
+def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
                     T_bptt: int | None = None, sign_seed: int = 0) -> dict:
     """Per-weight gradient quality of the EP estimate on one batch (see the module docstring).
 
@@ -102,7 +101,7 @@ def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EPConfig, seeds: 
     return {"layers": rows, "cosine_min_vs_bptt": min(r["mf_vs_bptt_cos"] for r in rows)}
 
 
-def diagnose(net, x: torch.Tensor, y: torch.Tensor, ep: EPConfig, seeds: int = 4,
+def diagnose(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
              T_bptt: int | None = None) -> dict:
     """Free-phase activity (with the net's own spikes) and :func:`gradient_report`, per layer."""
     from .dynamics import relax

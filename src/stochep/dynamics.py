@@ -7,7 +7,12 @@ One step updates every layer from the previous step's spikes (synchronous, Jacob
 
 with ``s = B(rho(xi))`` (or rates in mean-field mode), ``dL/dxi`` the gradient of the network's
 output cost (``costs.py``; zero below the output layer), and ``P`` the projection (clamp) onto
-``[0, 1/kappa]``.
+``[0, 1/kappa]``. ``rho``, ``B``, ``kappa`` (the neuron's ``gain``) and ``P`` (its ``project_``)
+belong to the neuron model (``neurons.py``); every function here takes an optional ``neuron``
+that replaces the network's own for one call (e.g. its ``mean_field()``), so nothing is swapped.
+
+A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, or a warm start as in
+eq. 18) and returns a :class:`PhaseResult`; an ``observer(t, spikes)`` sees every step's spikes.
 
 Formulation choice (README, "Formulation"): eq. 7 read literally uses ``rho'(xi)``, which is zero
 at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
@@ -24,11 +29,24 @@ one GEMM each (``addmm_``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from .rng import SpikeRNG
 from .validation import check_choice, check_int_at_least
+
+Observer = Callable[[int, list], None]
+
+
+@dataclass
+class PhaseResult:
+    """What one phase returns."""
+
+    final: list[torch.Tensor]  # states after the last step (the next phase starts here)
+    average: list[torch.Tensor]  # mean over the last ``average_last`` steps (``final`` if 1)
+    steps: int  # steps taken (fewer than asked when ``tol`` ended the phase early)
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
@@ -37,9 +55,9 @@ def input_drive(net, x: torch.Tensor) -> torch.Tensor:
     return first.drive_up(x, first.context(x))
 
 
-def phase_constants(net, x: torch.Tensor) -> list[torch.Tensor | None]:
-    """Per-layer drive that is constant in a phase, times ``lam * kappa``."""
-    a = net.lam * net.neuron.kappa
+def phase_constants(net, x: torch.Tensor, neuron=None) -> list[torch.Tensor | None]:
+    """Per-layer drive that is constant in a phase, times ``lam * gain``."""
+    a = net.lam * (neuron or net.neuron).gain
     consts = [a * input_drive(net, x)]
     for inter in net.interactions[1:]:
         b = inter.bias_up()
@@ -47,10 +65,10 @@ def phase_constants(net, x: torch.Tensor) -> list[torch.Tensor | None]:
     return consts
 
 
-def _update(net, i, consts, states, spikes, rates, ctxs, beta, target) -> torch.Tensor:
+def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target) -> torch.Tensor:
     """New state of layer ``i`` from its neighbours' spikes (one layer of eq. 7/8)."""
-    lam, kappa = net.lam, net.neuron.kappa
-    a = lam * kappa
+    lam = net.lam
+    a = lam * neuron.gain
     inters = net.interactions
     c = consts[i]
     v = states[i] * (1.0 - lam) if c is None else torch.add(c, states[i], alpha=1.0 - lam)
@@ -60,7 +78,7 @@ def _update(net, i, consts, states, spikes, rates, ctxs, beta, target) -> torch.
         inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
     if i == len(states) - 1 and beta != 0.0:
         v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
-    return v.clamp_(0.0, 1.0 / kappa)
+    return neuron.project_(v)
 
 
 def contexts(net, rates, layers=None) -> list:
@@ -78,42 +96,45 @@ def contexts(net, rates, layers=None) -> list:
 
 def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
          beta: float = 0.0, target: torch.Tensor | None = None,
-         ctxs: list | None = None) -> list[torch.Tensor]:
+         ctxs: list | None = None, neuron=None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """One synchronous Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged).
 
-    ``ctxs``: pooling indices to reuse (see ``Dynamics(pool_every=...)``); ``None`` computes
-    them from the current rates (exact).
+    Returns (new states, the spikes that drove them). ``ctxs``: pooling indices to reuse (see
+    ``Dynamics(pool_every=...)``); ``None`` computes them from the current rates (exact).
     """
-    rates = net.rates(states)
-    spikes = net.neuron.sample(rates, rng)
+    neuron = neuron or net.neuron
+    rates = [neuron.rate(xi) for xi in states]
+    spikes = neuron.sample(rates, rng)
     if ctxs is None:
         ctxs = contexts(net, rates)
-    return [_update(net, i, consts, states, spikes, rates, ctxs, beta, target)
-            for i in range(len(states))]
+    return [_update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
+            for i in range(len(states))], spikes
 
 
 def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
                beta: float = 0.0, target: torch.Tensor | None = None,
-               ctxs: list | None = None) -> list[torch.Tensor]:
+               ctxs: list | None = None, neuron=None
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Even/odd step: layers 1, 3, .. update first, then 2, 4, .. from their new spikes.
 
     Each half-step is a block-coordinate step on F, so the mean-field energy still never
     increases; information crosses two layers per step instead of one. Without given ``ctxs``
     the pooling indices are exact: computed before the step, and after the first half-step
-    refreshed only above the layers it changed.
+    refreshed only above the layers it changed. The spikes returned are the second half-step's.
     """
+    neuron = neuron or net.neuron
     states = list(states)
     exact = ctxs is None
     for parity in (0, 1):
-        rates = net.rates(states)
-        spikes = net.neuron.sample(rates, rng)
+        rates = [neuron.rate(xi) for xi in states]
+        spikes = neuron.sample(rates, rng)
         if exact:
             fresh = contexts(net, rates, None if parity == 0 else range(0, len(states), 2))
             ctxs = fresh if parity == 0 else [f if f is not None else c
                                               for f, c in zip(fresh, ctxs)]
         for i in range(parity, len(states), 2):
-            states[i] = _update(net, i, consts, states, spikes, rates, ctxs, beta, target)
-    return states
+            states[i] = _update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
+    return states, spikes
 
 
 class Dynamics:
@@ -133,18 +154,22 @@ class Dynamics:
     def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
                  compile: bool = False, pool_every: int = 1):
         check_choice("update", update, ("sync", "async"))
-        if tol < 0:
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
             raise ValueError(f"tol must be >= 0, got {tol!r}")
         check_int_at_least("pool_every", pool_every, 1)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be true or false, got {compile!r}")
         self.update, self.tol, self.check_every = update, float(tol), int(check_every)
         self.pool_every = pool_every
         self._eager = step if update == "sync" else step_async
         self._step = self._eager
-        self.compile_error: str | None = None
+        self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
         if compile:
             self._step = torch.compile(self._eager, dynamic=False)
-        self.last_steps = 0  # steps taken by the most recent phase
-        self.last_average: list[torch.Tensor] | None = None  # see relax(average_last=...)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dynamics:
+        return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every)
 
     def _call(self, *args):
         try:
@@ -157,23 +182,28 @@ class Dynamics:
             self._step = self._eager
             return self._step(*args)
 
-    def relax(self, net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
+    def relax(self, net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
               rng: SpikeRNG | None = None, beta: float = 0.0,
-              target: torch.Tensor | None = None, average_last: int = 1) -> list[torch.Tensor]:
-        """Run one phase of at most ``steps`` steps from ``states``; returns the final states.
+              target: torch.Tensor | None = None, average_last: int = 1, neuron=None,
+              observer: Observer | None = None) -> PhaseResult:
+        """Run one phase of at most ``steps`` steps from the states ``init``.
 
-        ``average_last = k > 1`` also keeps the mean of the states over the phase's last ``k``
-        steps in ``self.last_average`` (a lower-noise equilibrium estimate for the EP contrast
-        of stochastic networks); with ``k = 1`` it is the final state.
+        ``average_last = k > 1`` also averages the states over the phase's last ``k`` steps (a
+        lower-noise equilibrium estimate for the EP contrast of stochastic networks).
+        ``neuron`` replaces the network's neuron model for this phase; ``observer(t, spikes)``
+        is called after every step ``t`` (1-based) with the spikes that drove it.
         """
-        consts = phase_constants(net, x)
-        ref, ctxs = states, None
-        total, count = None, 0
+        neuron = neuron or net.neuron
+        consts = phase_constants(net, x, neuron)
+        states = ref = init
+        ctxs, total, count = None, None, 0
         t = 0
         for t in range(1, steps + 1):
             if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
-                ctxs = contexts(net, net.rates(states))
-            states = self._call(net, consts, states, rng, beta, target, ctxs)
+                ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+            states, spikes = self._call(net, consts, states, rng, beta, target, ctxs, neuron)
+            if observer is not None:
+                observer(t, spikes)
             if average_last > 1 and t > steps - average_last:
                 total = list(states) if total is None else [a + b for a, b in zip(total, states)]
                 count += 1
@@ -181,13 +211,12 @@ class Dynamics:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
                     break
                 ref = states
-        self.last_steps = t
-        self.last_average = states if count == 0 else [a / count for a in total]
-        return states
+        average = states if count == 0 else [a / count for a in total]
+        return PhaseResult(states, average, t)
 
 
-def relax(net, x: torch.Tensor, states: list[torch.Tensor], steps: int,
+def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
           rng: SpikeRNG | None = None, beta: float = 0.0,
-          target: torch.Tensor | None = None) -> list[torch.Tensor]:
-    """Run one synchronous phase of ``steps`` steps from ``states``; returns the final states."""
-    return Dynamics().relax(net, x, states, steps, rng, beta, target)
+          target: torch.Tensor | None = None, neuron=None) -> list[torch.Tensor]:
+    """Run one synchronous phase of ``steps`` steps from ``init``; returns the final states."""
+    return Dynamics().relax(net, x, init, steps, rng, beta, target, neuron=neuron).final

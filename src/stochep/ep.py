@@ -1,15 +1,19 @@
-"""Equilibrium Propagation estimators (paper eq. 9/14 and eq. 22).
+"""Equilibrium Propagation, the learning rule ``ep`` (paper eq. 9/14 and eq. 22).
 
-Each estimator runs a free phase from zero states, one or two nudged phases started from the free
-equilibrium, and writes ``p.grad`` for every parameter with the sign of a loss gradient, so any
-``torch.optim`` optimizer applies the update. Contrasts use mean-field rates ``rho(xi)`` at the
-end of each phase (Theorem 3.1/3.2), computed in at least float32.
+EP runs a free phase (from zero states, or from given initial states: the warm start of eq. 18),
+then nudged phases started from the free equilibrium, and writes ``p.grad`` for every parameter
+with the sign of a loss gradient, so any ``torch.optim`` optimizer applies the update. Every
+estimator is one pair of nudges ``(beta1, beta2)`` (``beta = 0`` is the free equilibrium)::
 
-- ``two-phase``  (eq. 9/14): ``g = (dE/dtheta(xi^beta) - dE/dtheta(xi^*)) / beta``; bias O(beta).
-- ``random-sign``: two-phase with the sign of beta drawn per batch from an explicit generator;
-  the O(beta) bias cancels on average (Laborieux et al. 2021).
-- ``three-phase`` (eq. 22): ``g = (dE/dtheta(xi^{+beta}) - dE/dtheta(xi^{-beta})) / (2 beta)``;
-  bias O(beta^2). Eq. 22 is printed with ``1/beta``; the symmetric difference needs ``1/(2 beta)``
+    g = (dE/dtheta(xi^{beta1}) - dE/dtheta(xi^{beta2})) / (beta1 - beta2)
+
+Contrasts use mean-field rates ``rho(xi)`` at the end of each phase (Theorem 3.1/3.2), computed
+in at least float32.
+
+- ``two-phase``  (eq. 9/14): nudges ``(beta, 0)``; bias O(beta).
+- ``random-sign``: ``(+-beta, 0)``, the sign drawn per batch from an explicit generator; the
+  O(beta) bias cancels on average (Laborieux et al. 2021).
+- ``three-phase`` (eq. 22): ``(beta, -beta)``, so the scale is ``2 beta``; bias O(beta^2). Eq. 22 is printed with ``1/beta``; the symmetric difference needs ``1/(2 beta)``
   to estimate the gradient itself rather than twice it.
 
 Two opt-in variance reductions for stochastic spikes (not in the paper; README "Formulation"),
@@ -24,25 +28,40 @@ both leaving the mean-field estimate unchanged:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .dynamics import Dynamics
-from .rng import SpikeRNG
+from .rng import SpikeRNG, Streams
+from .rules import RULES, LearningRule, StepResult
 from .validation import check_choice, check_ep_noise_options, check_int_at_least, check_nonzero
 
 ESTIMATORS = ("two-phase", "random-sign", "three-phase")
+DYNAMICS_DTYPES = ("float32", "bfloat16")
+EPResult = StepResult  # what ep_gradients returns: free states, per-sample loss, nudged states
 
 
+@RULES.register("ep")
 @dataclass(frozen=True)
-class EPConfig:
-    beta: float = 0.5
-    T_free: int = 60
-    T_nudge: int = 15
-    estimator: str = "random-sign"
+class EP(LearningRule):
+    """The EP rule and its settings (built from the run config by :meth:`from_config`).
+
+    ``dynamics`` runs the phases (update order, early exit, compilation; default synchronous,
+    full length); ``dynamics_dtype`` "bfloat16" runs them on a low-precision copy of the
+    network (contrasts and gradients stay float32); ``streams`` supplies the spike and sign
+    randomness of :meth:`gradients`.
+    """
+
+    beta: float
+    T_free: int
+    T_nudge: int
+    estimator: str
     average_last: int = 1  # contrast from the mean state of each phase's last k steps
     shared_noise: bool = False  # three-phase: the -beta phase replays the +beta spikes
+    dynamics: Dynamics | None = field(default=None, compare=False)
+    dynamics_dtype: str = "float32"
+    streams: Streams | None = field(default=None, compare=False)
 
     def __post_init__(self):
         check_nonzero("beta", self.beta)
@@ -51,13 +70,32 @@ class EPConfig:
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
                                min(self.T_free, self.T_nudge))
+        check_choice("dynamics_dtype", self.dynamics_dtype, DYNAMICS_DTYPES)
 
+    @classmethod
+    def from_config(cls, cfg, streams: Streams | None = None) -> EP:
+        return cls(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
+                   cfg.shared_noise, Dynamics.from_config(cfg), cfg.dynamics_dtype, streams)
 
-@dataclass
-class EPResult:
-    free: list[torch.Tensor]  # free-phase equilibrium states
-    loss: torch.Tensor  # per-sample cost L at the free equilibrium
-    nudged: list[torch.Tensor] | None = None  # contrast state of the first nudged phase
+    def nudges(self, sign_generator: torch.Generator | None = None) -> tuple[float, float]:
+        """``(beta1, beta2)`` of the estimator (random-sign draws its sign here)."""
+        if self.estimator == "three-phase":
+            return self.beta, -self.beta
+        if self.estimator == "random-sign":
+            if sign_generator is None:
+                raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
+            up = torch.randint(0, 2, (1,), generator=sign_generator).item()
+            return (self.beta if up else -self.beta), 0.0
+        return self.beta, 0.0
+
+    def gradients(self, net, x: torch.Tensor, y: torch.Tensor,
+                  init: list[torch.Tensor] | None = None) -> StepResult:
+        streams = self.streams
+        low = None
+        if self.dynamics_dtype != "float32":
+            low = low_precision_copy(net, getattr(torch, self.dynamics_dtype))
+        return ep_gradients(net, x, y, self, streams and streams.spike,
+                            streams and streams.sign, self.dynamics, low, init)
 
 
 def _pairs(net, x: torch.Tensor, states: list[torch.Tensor]):
@@ -91,15 +129,17 @@ def _write_grads(net, grads: list[torch.Tensor]) -> None:
         p.grad = g.to(p.dtype).view_as(p)
 
 
-def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
+def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
                  rng: SpikeRNG | None = None,
                  sign_generator: torch.Generator | None = None,
-                 dynamics: Dynamics | None = None, dynamics_net=None) -> EPResult:
-    """Run the EP phases on batch ``(x, y)`` and write ``p.grad``; see the module docstring.
+                 dynamics: Dynamics | None = None, dynamics_net=None,
+                 init: list[torch.Tensor] | None = None) -> StepResult:
+    """Run the EP phases of ``ep`` on batch ``(x, y)`` and write ``p.grad`` (module docstring).
 
     ``dynamics`` sets the update order, early exit and compilation (default: synchronous, full
-    length). ``dynamics_net`` runs the phases on a low-precision copy of ``net`` (e.g. bf16,
-    see :func:`low_precision_copy`); contrasts and gradients stay in float32.
+    length). ``dynamics_net`` runs the phases on a low-precision copy of ``net`` (see
+    :func:`low_precision_copy`); contrasts and gradients stay in float32. ``init``: the free
+    phase's initial states (default zeros).
     """
     net.check_batch(x, y)
     master, x_master = net, x
@@ -110,40 +150,30 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, cfg: EPConfig,
     dyn = dynamics or Dynamics()
 
     def phase(start, steps, beta=0.0):
-        """(final state, state for the contrast) of one phase."""
-        final = dyn.relax(net, x, start, steps, rng, beta, target, cfg.average_last)
-        return final, dyn.last_average
+        return dyn.relax(net, x, start, steps, rng, beta, target, ep.average_last)
 
     with torch.no_grad():
-        free, free_c = phase(net.zero_states(x.shape[0], x.dtype), cfg.T_free)
-        beta = cfg.beta
-        if cfg.estimator == "three-phase":
-            rewind = rng.state_dict() if cfg.shared_noise and rng is not None else None
-            hi = phase(free, cfg.T_nudge, beta)[1]
+        if init is None:
+            init = net.zero_states(x.shape[0], x.dtype)
+        else:
+            init = [s.to(x.dtype) for s in init]
+        free = phase(init, ep.T_free)
+        b1, b2 = ep.nudges(sign_generator)
+        rewind = rng.state_dict() if ep.shared_noise and rng is not None else None
+        hi = phase(free.final, ep.T_nudge, b1).average
+        if b2 == 0.0:
+            lo = free.average
+        else:
             if rewind is not None:
                 rng.load_state_dict(rewind)
-            lo = phase(free, cfg.T_nudge, -beta)[1]
-            scale = 2.0 * beta
-        else:
-            if cfg.estimator == "random-sign":
-                if sign_generator is None:
-                    raise ValueError("sign_generator: random-sign estimator needs a torch.Generator")
-                beta = beta if torch.randint(0, 2, (1,), generator=sign_generator).item() else -beta
-            hi, lo, scale = phase(free, cfg.T_nudge, beta)[1], free_c, beta
-        grads = contrast_difference(master, x_master, hi, lo, scale)
+            lo = phase(free.final, ep.T_nudge, b2).average
+        grads = contrast_difference(master, x_master, hi, lo, b1 - b2)
         _write_grads(master, grads)
         dtype = x_master.dtype
-        return EPResult(free=free, loss=master.loss(free[-1].to(dtype), target.to(dtype)),
-                        nudged=hi)
+        return StepResult(free=free.final,
+                          loss=master.loss(free.final[-1].to(dtype), target.to(dtype)), nudged=hi)
 
 
 def low_precision_copy(net, dtype=torch.bfloat16):
-    """A copy of ``net`` in ``dtype`` for the dynamics; refresh it with :func:`sync_copy`."""
+    """A copy of ``net`` in ``dtype`` for the dynamics (the weights as they are now)."""
     return copy.deepcopy(net).to(dtype)
-
-
-@torch.no_grad()
-def sync_copy(dst, src) -> None:
-    """Copy the float32 master weights into the low-precision dynamics copy."""
-    for a, b in zip(dst.parameters(), src.parameters()):
-        a.copy_(b)

@@ -1,13 +1,16 @@
-"""Gradient check: EP (mean field, float64, small beta) against BPTT of the settled dynamics."""
+"""Gradient check: EP (mean field, float64, small beta) against BPTT of the settled dynamics.
+
+``stochep gradcheck`` runs :func:`compare_ep_bptt` on :func:`digits_network` (the embedded
+data) or on a preset's network, narrowed (:func:`preset_network`).
+"""
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 
 import torch
 
 from .bptt import bptt_gradients
-from .ep import EPConfig, ep_gradients
+from .ep import EP, ep_gradients
 
 
 def _named_grads(net):
@@ -22,9 +25,9 @@ def compare_ep_bptt(net, x: torch.Tensor, y: torch.Tensor, beta: float = 1e-4, T
     untouched. Both gradients are of the same batch-mean cost.
     """
     net = copy.deepcopy(net).double()
-    net.neuron = replace(net.neuron, spikes="rate")
+    net.neuron = net.neuron.mean_field()
     x = x.double()
-    ep_gradients(net, x, y, EPConfig(beta, T_free, T_nudge, estimator))
+    ep_gradients(net, x, y, EP(beta, T_free, T_nudge, estimator))
     g_ep = _named_grads(net)
     bptt_gradients(net, x, y, T_free)
     g_bp = _named_grads(net)
@@ -36,3 +39,37 @@ def compare_ep_bptt(net, x: torch.Tensor, y: torch.Tensor, beta: float = 1e-4, T
         rows.append({"param": name, "cosine": cos, "norm_ratio": ratio,
                      "bptt_norm": b.norm().item()})
     return rows
+
+
+def digits_network(widths, n_perclass: int = 2, kappa: float = 2.0, lam: float = 0.5,
+                   init_scale: float = 0.5, seed: int = 0):
+    """A mean-field dense network ``widths`` on the embedded digits, and the data."""
+    from .data import load_dataset
+    from .network import EPNetwork
+    from .neurons import Neuron
+
+    data = load_dataset("digits")
+    if widths[0] != data.input_shape[0]:
+        raise ValueError(f"--widths must start with the input size {data.input_shape[0]}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = EPNetwork.fc(widths, data.n_classes, n_perclass, Neuron(kappa, "rate"), lam,
+                           init_scale)
+    return net, data
+
+
+def preset_network(preset: str, narrow: int = 1, n_perclass: int = 2, seed: int = 0,
+                   data_dir: str | None = None):
+    """A preset's network with every width and channel count divided by ``narrow``, and its
+    dataset."""
+    from .data import load_dataset
+    from .models import build_network
+    from .presets import load_preset
+
+    cfg = load_preset(preset)[0]
+    cfg.layers = [max(1, spec // narrow) if isinstance(spec, int)
+                  else {**spec, "conv": max(1, spec["conv"] // narrow)}
+                  for spec in cfg.layers]
+    cfg.n_perclass, cfg.seed = n_perclass, seed
+    data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+    return build_network(cfg, data.input_shape, data.n_classes), data

@@ -6,7 +6,6 @@ import torch
 from .config import Config
 from .interactions import ConvPool, Dense
 from .network import EPNetwork
-from .neurons import Neuron
 
 CONV_KEYS = {"conv": None, "kernel": 3, "stride": 1, "padding": 0, "pool": 1, "pool_stride": None}
 IMAGE_SHAPES = {784: (1, 28, 28)}  # flat datasets that conv layers may read as images
@@ -55,7 +54,7 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> 
     neurons) is appended as a dense readout, flattening whatever is below. Weights are drawn
     from a generator seeded by ``cfg.seed``; global RNG state is untouched.
     """
-    neuron = Neuron(cfg.kappa, cfg.spikes, cfg.dt)
+    neuron = cfg.neuron_model()
     shape = tuple(input_shape)
     layers = list(cfg.layers)
     if layers and isinstance(layers[0], dict):
@@ -82,5 +81,5 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> 
             inters.append(inter)
             shape = inter.out_shape
         inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))
-    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass, cfg.cost)
+    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass, cfg.output_cost())
 

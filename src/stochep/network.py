@@ -19,12 +19,12 @@ from torch import nn
 
 from .costs import Cost, make_cost
 from .interactions import Dense, Interaction
-from .neurons import Neuron
+from .neurons import Neuron, NeuronModel
 from .validation import check_input, check_int_at_least, check_labels, check_unit_interval
 
 
 class EPNetwork(nn.Module):
-    def __init__(self, interactions: Sequence[Interaction], neuron: Neuron, lam: float = 0.5,
+    def __init__(self, interactions: Sequence[Interaction], neuron: NeuronModel, lam: float = 0.5,
                  n_classes: int = 10, n_perclass: int = 1, cost: Cost | str = "state"):
         super().__init__()
         check_unit_interval("lam", lam)
@@ -45,7 +45,7 @@ class EPNetwork(nn.Module):
 
     @classmethod
     def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
-           neuron: Neuron | None = None, lam: float = 0.5, init_scale: float = 1.0,
+           neuron: NeuronModel | None = None, lam: float = 0.5, init_scale: float = 1.0,
            cost: Cost | str = "state"):
         """Fully connected network ``widths[0] - ... - widths[-1] - n_classes * n_perclass``.
 
@@ -103,11 +103,11 @@ class EPNetwork(nn.Module):
 
     def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""
-        return self.cost.value(out_state, target, self.neuron.kappa)
+        return self.cost.value(out_state, target, self.neuron)
 
     def loss_grad(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``dL/dxi_out``: the nudge of eq. 8 is ``-beta`` times this."""
-        return self.cost.grad(out_state, target, self.neuron.kappa)
+        return self.cost.grad(out_state, target, self.neuron)
 
     # ---- energies -----------------------------------------------------------------------
     def _energy(self, x, states, acts) -> torch.Tensor:

@@ -1,19 +1,30 @@
-"""Stochastic spiking neuron: hard-sigmoid rate and spike generation (paper eq. 1, 2, 21).
+"""Neuron models: what a layer's units do with their drive (paper eq. 1, 2, 7, 21).
 
-``rho(xi) = clamp(kappa * xi, 0, 1)`` (eq. 2) is the firing probability. Spikes are
-``Bernoulli(rho(xi))`` (eq. 1), Poisson escape-rate ``Bernoulli(1 - exp(-rho(xi) * dt))``
-(eq. 21), or, in the deterministic mean-field ``rate`` mode, the rate ``rho(xi)`` itself.
+A neuron model is an object the dynamics (``dynamics.py``) ask four things of:
+
+- ``rate(xi)``: the firing probability ``rho(xi)`` of a state (eq. 2);
+- ``sample(rates, rng)``: one step's spikes for every layer (eq. 1 / eq. 21);
+- ``gain`` and ``project_``: one step is ``xi <- project_((1 - lam) xi + lam (gain * drive -
+  beta dL/dxi))`` (eq. 7, 8), ``gain`` being ``rho'`` inside the state box ``[low, high]``;
+- ``mean_field()``: the same model with spikes replaced by rates (Theorem 3.1), which the
+  gradient checks, calibration and mean-field BPTT run.
+
+The paper's neuron, :class:`Neuron` (registered as ``hard-sigmoid``), is the only built-in one.
+Adding a model: subclass :class:`NeuronModel` in a new file and register it in ``NEURONS``; then
+``neuron: <name>`` in a config builds it (its ``from_config`` reads ``neuron_options``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from .registry import Registry
 from .rng import SpikeRNG
 from .validation import check_choice, check_positive
 
 SPIKE_MODES = ("bernoulli", "poisson", "rate")
+NEURONS = Registry("neuron")
 
 
 def rho(xi: torch.Tensor, kappa: float) -> torch.Tensor:
@@ -21,9 +32,43 @@ def rho(xi: torch.Tensor, kappa: float) -> torch.Tensor:
     return (kappa * xi).clamp(0.0, 1.0)
 
 
+class NeuronModel:
+    """Interface of a neuron model (see the module docstring)."""
+
+    name = "neuron"
+    low: float = 0.0
+    high: float = 1.0
+
+    @classmethod
+    def from_config(cls, cfg) -> NeuronModel:
+        return cls(**cfg.neuron_options)
+
+    @property
+    def stochastic(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def gain(self) -> float:
+        raise NotImplementedError
+
+    def rate(self, xi: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, rates: list[torch.Tensor], rng: SpikeRNG | None) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def mean_field(self) -> NeuronModel:
+        raise NotImplementedError
+
+    def project_(self, v: torch.Tensor) -> torch.Tensor:
+        """Clamp ``v`` into the state box ``[low, high]`` in place."""
+        return v.clamp_(self.low, self.high)
+
+
+@NEURONS.register("hard-sigmoid")
 @dataclass(frozen=True)
-class Neuron:
-    """Neuron model shared by every layer of a network.
+class Neuron(NeuronModel):
+    """The paper's stochastic neuron: hard-sigmoid rate, sampled spikes.
 
     kappa: gain of the hard sigmoid (eq. 2); states live in ``[0, 1/kappa]``.
     spikes: "bernoulli" (eq. 1), "poisson" (eq. 21) or "rate" (mean field, Theorem 3.1).
@@ -39,12 +84,27 @@ class Neuron:
         check_choice("spikes", self.spikes, SPIKE_MODES)
         check_positive("dt", self.dt)
 
+    @classmethod
+    def from_config(cls, cfg) -> Neuron:
+        return cls(cfg.kappa, cfg.spikes, cfg.dt, **cfg.neuron_options)
+
     @property
     def stochastic(self) -> bool:
         return self.spikes != "rate"
 
+    @property
+    def gain(self) -> float:
+        return self.kappa
+
+    @property
+    def high(self) -> float:
+        return 1.0 / self.kappa
+
     def rate(self, xi: torch.Tensor) -> torch.Tensor:
         return rho(xi, self.kappa)
+
+    def mean_field(self) -> Neuron:
+        return replace(self, spikes="rate")
 
     def fire_probability(self, rate: torch.Tensor) -> torch.Tensor:
         """Probability of a spike in one step: rho (eq. 1) or 1 - exp(-rho dt) (eq. 21)."""

@@ -122,25 +122,22 @@ def predictive_coding_overhead(layer_sizes, steps: int = 1) -> list[dict]:
 
 
 # ---- firing rates -----------------------------------------------------------------------------
-class _RecordingNeuron:
-    """Wraps a :class:`Neuron`, summing the spikes its ``sample`` draws, per layer."""
+class SpikeCounter:
+    """A phase observer (``Dynamics.relax(observer=...)``): sums the spikes of every layer."""
 
-    def __init__(self, neuron):
-        self._neuron = neuron
-        self.sums: list[float] | None = None
-        self.counts: list[int] | None = None
+    def __init__(self):
+        self.sums: list[float] = []
+        self.counts: list[int] = []
 
-    def __getattr__(self, name):
-        return getattr(self._neuron, name)
-
-    def sample(self, rates, rng):
-        spikes = self._neuron.sample(rates, rng)
-        if self.sums is None:
+    def __call__(self, t: int, spikes: list[torch.Tensor]) -> None:
+        if not self.sums:
             self.sums, self.counts = [0.0] * len(spikes), [0] * len(spikes)
         for k, s in enumerate(spikes):
             self.sums[k] += s.double().sum().item()
             self.counts[k] += s.numel()
-        return spikes
+
+    def rates(self) -> list[float]:
+        return [s / c for s, c in zip(self.sums, self.counts)]
 
 
 @torch.no_grad()
@@ -148,22 +145,15 @@ def measure_firing_rates(net, x: torch.Tensor, y: torch.Tensor, T_free: int, T_n
                          beta: float, rng) -> list[float]:
     """IFR of layers 1..N: spikes sampled over ``T_free`` free then ``T_nudge`` nudged steps
     (eq. 7, 8), averaged over neurons, samples and steps."""
-    from .dynamics import phase_constants, step
+    from .dynamics import Dynamics
 
     net.check_batch(x, y)
     target = net.target(y, x.dtype)
-    rec = _RecordingNeuron(net.neuron)
-    net.neuron = rec
-    try:
-        consts = phase_constants(net, x)
-        states = net.zero_states(x.shape[0], x.dtype)
-        for _ in range(T_free):
-            states = step(net, consts, states, rng)
-        for _ in range(T_nudge):
-            states = step(net, consts, states, rng, beta, target)
-    finally:
-        net.neuron = rec._neuron
-    return [s / c for s, c in zip(rec.sums, rec.counts)]
+    counter, dyn = SpikeCounter(), Dynamics()
+    free = dyn.relax(net, x, net.zero_states(x.shape[0], x.dtype), T_free, rng,
+                     observer=counter)
+    dyn.relax(net, x, free.final, T_nudge, rng, beta, target, observer=counter)
+    return counter.rates()
 
 
 # ---- the report -------------------------------------------------------------------------------
@@ -235,8 +225,7 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
                n_samples: int = 128, snn_outputs: int = 700, fp_outputs: int = 10) -> dict:
     """``stochep energy``: build (or load) the network, measure or take the rates, report."""
     from .checkpoint import load_model_state
-    from .data import load_dataset
-    from .memory import DATASET_SHAPES
+    from .data import SHAPES, load_dataset
     from .models import build_network
     from .rng import SpikeRNG
     from .validation import check_int_at_least
@@ -245,8 +234,8 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
     data = None
     if checkpoint is not None:
         input_shape, n_classes = tuple(checkpoint["input_shape"]), checkpoint["n_classes"]
-    elif rates is not None and cfg.dataset in DATASET_SHAPES:
-        input_shape, n_classes = DATASET_SHAPES[cfg.dataset]
+    elif rates is not None and cfg.dataset in SHAPES:
+        input_shape, n_classes = SHAPES[cfg.dataset]
     else:
         data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
         input_shape, n_classes = data.input_shape, data.n_classes

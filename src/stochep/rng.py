@@ -43,3 +43,25 @@ class SpikeRNG:
     def load_state_dict(self, d: dict) -> None:
         self.state = d["state"].to(device=self.device, dtype=torch.int32).clone()
         self.generator.set_state(d["generator"])
+
+
+class Streams:
+    """The three explicit random streams of a run, seeded from one seed and checkpointed.
+
+    ``spike``: spike sampling (:class:`SpikeRNG`, seed); ``data``: data order and augmentation
+    (seed + 1); ``sign``: the random sign of beta (seed + 2).
+    """
+
+    def __init__(self, seed: int = 0, device: str | torch.device = "cpu"):
+        self.spike = SpikeRNG(seed, device)
+        self.data = torch.Generator().manual_seed(seed + 1)
+        self.sign = torch.Generator().manual_seed(seed + 2)
+
+    def state_dict(self) -> dict:
+        return {"spike_rng": self.spike.state_dict(), "data_gen": self.data.get_state(),
+                "sign_gen": self.sign.get_state()}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.spike.load_state_dict(d["spike_rng"])
+        self.data.set_state(d["data_gen"])
+        self.sign.set_state(d["sign_gen"])

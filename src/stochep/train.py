@@ -22,7 +22,6 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from .bptt import bptt_gradients
 from .calibrate import calibrate_rates
 from .checkpoint import CKPT_FORMAT, CheckpointError, fsync_dir, load_checkpoint, save_atomic
 from .config import Config, check_device
@@ -30,10 +29,9 @@ from .data import Dataset
 from .data.augment import augment_batch
 from .data.split import split_validation
 from .diagnostics import activity_warnings, layer_activity
-from .dynamics import Dynamics
-from .ep import EPConfig, ep_gradients, low_precision_copy, sync_copy
 from .models import build_network
-from .rng import SpikeRNG
+from .optim import make_optimizer, make_scheduler
+from .rng import SpikeRNG, Streams
 
 EVAL_SEED_OFFSET = 7919
 VAL_SPLIT_SEED_OFFSET = 104729  # the validation split's own stream: seed + this
@@ -86,38 +84,16 @@ def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
             for (name, p), b in zip(net.named_parameters(), before) if name.endswith("weight")]
 
 
-def param_groups(cfg: Config, net) -> list[dict]:
-    """One optimizer group per interaction (bottom to top), at ``lr * lr_layers[k]``.
-
-    Without ``lr_layers`` every group gets ``lr``. Per-layer rates matter for EP: the readout
-    receives the summed error of all ``n_classes * n_perclass`` outputs, so its gradient is far
-    larger relative to its weights than the lower layers' (``stochep diagnose``).
-    """
-    scales = cfg.lr_layers or [1.0] * len(net.interactions)
-    if len(scales) != len(net.interactions):
-        raise ValueError(f"lr_layers needs one factor per interaction ({len(net.interactions)}, "
-                         f"bottom to top), got {len(scales)}")
-    return [{"params": list(m.parameters()), "lr": cfg.lr * float(f)}
-            for m, f in zip(net.interactions, scales)]
-
-
-def make_optimizer(cfg: Config, net):
-    params = param_groups(cfg, net)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(cfg: Config, opt):
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
-
-
 class Trainer:
+    """One run: the network, rule, optimizer and streams a :class:`Config` describes.
+
+    ``calibrate=False`` skips the data-dependent initialisation (used when a checkpoint's
+    weights replace it anyway). :meth:`from_checkpoint` and :meth:`from_run` rebuild a run
+    from its checkpoint; they are the only way the CLI resumes or evaluates.
+    """
+
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
-                 progress: bool = True):
+                 progress: bool = True, calibrate: bool = True):
         self.cfg = cfg = cfg.validate().resolved()
         check_device(cfg.device)
         # self.data holds only the training part; the held-out part is self.val (None if none)
@@ -127,20 +103,14 @@ class Trainer:
         self.progress = progress
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
-        if cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
-            calibrate_rates(self.net, self._inputs(self.data.x_train[:cfg.calibrate_batch]),
+        if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
+            calibrate_rates(self.net, self.inputs(self.data.x_train[:cfg.calibrate_batch]),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
-        self.ep = EPConfig(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator,
-                           cfg.average_last, cfg.shared_noise)
-        self.dynamics = Dynamics(cfg.update, cfg.tol, compile=cfg.compile,
-                                 pool_every=cfg.pool_every)
-        self.low_net = (low_precision_copy(self.net, getattr(torch, cfg.dynamics_dtype))
-                        if cfg.dynamics_dtype != "float32" else None)
+        self.streams = Streams(cfg.seed, self.device)
+        self.rule = cfg.rule(self.streams)
+        self.dynamics = cfg.dynamics()  # evaluation's free phases
         self.opt = make_optimizer(cfg, self.net)
         self.sched = make_scheduler(cfg, self.opt)
-        self.spike_rng = SpikeRNG(cfg.seed, self.device)
-        self.data_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        self.sign_gen = torch.Generator().manual_seed(cfg.seed + 2)
         self.epoch = 0
         self.best_epoch = 0  # chosen by validation accuracy (the last epoch without validation)
         self.best_val_acc: float | None = None
@@ -149,11 +119,37 @@ class Trainer:
         self.history: list[dict] = []
         self.warned: set[str] = set()  # activity warnings already printed (once each)
 
+    @classmethod
+    def from_checkpoint(cls, path: str, *, data_dir: str | None = None, epochs: int | None = None,
+                        overrides=(), out_dir: str | None = None,
+                        progress: bool = False) -> Trainer:
+        """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
+        and ``--set`` style ``overrides``; it continues bit-exactly."""
+        from .data import load_dataset
+
+        ck = load_checkpoint(path)
+        cfg = Config.from_dict(ck["config"])
+        for key, val in (("epochs", epochs), ("data_dir", data_dir)):
+            if val is not None:
+                cfg.set(key, val)
+        cfg.apply_overrides(list(overrides)).validate()
+        check_device(cfg.resolved().device)
+        tr = cls(cfg, load_dataset(cfg.dataset, cfg.data_dir), out_dir, progress,
+                 calibrate=False)
+        tr.load_state_dict(ck)
+        return tr
+
+    @classmethod
+    def from_run(cls, out_dir: str, **kw) -> Trainer:
+        """Resume the run in directory ``out_dir`` from its ``checkpoint_last.pt``."""
+        return cls.from_checkpoint(os.path.join(out_dir, "checkpoint_last.pt"), out_dir=out_dir,
+                                   **kw)
+
     # ---- one epoch --------------------------------------------------------------------
     def train_epoch(self) -> EpochStats:
         cfg, net = self.cfg, self.net
         x_all, y_all = self.data.x_train, self.data.y_train
-        order = torch.randperm(len(y_all), generator=self.data_gen)
+        order = torch.randperm(len(y_all), generator=self.streams.data)
         n_batches = math.ceil(len(order) / cfg.batch_size)
         tot_loss = tot_correct = 0.0
         activity = LayerMeter(len(net.layer_shapes))
@@ -162,10 +158,11 @@ class Trainer:
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = self._inputs(x_all[idx]), y_all[idx].to(self.device)
+            x, y = self.inputs(x_all[idx]), y_all[idx].to(self.device)
             if cfg.augment:
-                x = augment_batch(x, self.data_gen)
-            free, loss, nudged = self.gradients(x, y)
+                x = augment_batch(x, self.streams.data)
+            res = self.rule.gradients(net, x, y)
+            free, loss, nudged = res.free, res.loss, res.nudged
             self._check_finite(free, b)
             before = [p.detach().clone() for p in net.parameters()]
             self.opt.step()
@@ -182,23 +179,7 @@ class Trainer:
         return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
                           activity.summary())
 
-    def gradients(self, x: torch.Tensor, y: torch.Tensor):
-        """Write ``p.grad`` with the configured rule.
-
-        Returns (free states, per-sample loss, first nudged phase's states or None for BPTT).
-        """
-        if self.cfg.algo == "bptt":
-            c = self.cfg
-            return (*bptt_gradients(self.net, x, y, c.T_free, self.spike_rng,
-                                    spikes=c.bptt_spikes, loss_last=c.bptt_loss_last,
-                                    truncate=c.bptt_truncate, clip=c.bptt_clip), None)
-        if self.low_net is not None:
-            sync_copy(self.low_net, self.net)
-        res = ep_gradients(self.net, x, y, self.ep, self.spike_rng, self.sign_gen,
-                           self.dynamics, self.low_net)
-        return res.free, res.loss, res.nudged
-
-    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv), on device."""
         return x.reshape(len(x), *self.net.input_shape).to(self.device)
 
@@ -217,9 +198,9 @@ class Trainer:
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
         correct = 0
         for i in range(0, len(y), batch_size):
-            xb = self._inputs(x[i:i + batch_size])
+            xb = self.inputs(x[i:i + batch_size])
             states = self.dynamics.relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
-                                         self.cfg.T_free, rng)
+                                         self.cfg.T_free, rng).final
             correct += (self.net.predict(states[-1]).cpu() == y[i:i + batch_size]).sum().item()
         return correct / len(y)
 
@@ -227,8 +208,7 @@ class Trainer:
     def state_dict(self) -> dict:
         return {"format": CKPT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), "spike_rng": self.spike_rng.state_dict(),
-                "data_gen": self.data_gen.get_state(), "sign_gen": self.sign_gen.get_state(),
+                "scheduler": self.sched.state_dict(), **self.streams.state_dict(),
                 "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
                 "test_acc_at_best_val": self.test_acc_at_best_val,
                 "train_time": self.train_time, "history": self.history,
@@ -241,9 +221,7 @@ class Trainer:
             self.net.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
             self.sched.load_state_dict(ck["scheduler"])
-            self.spike_rng.load_state_dict(ck["spike_rng"])
-            self.data_gen.set_state(ck["data_gen"])
-            self.sign_gen.set_state(ck["sign_gen"])
+            self.streams.load_state_dict(ck)
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"checkpoint does not fit the network its config builds "

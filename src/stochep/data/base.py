@@ -52,6 +52,22 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+# Input shape and number of classes of each dataset, for tools that need no data (memory,
+# energy). A flat 784 is read as (1, 28, 28) by conv layers (stochep.models.image_shape).
+SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "digits": ((64,), 10), "mnist": ((784,), 10), "fashion-mnist": ((784,), 10),
+    "cifar10": ((3, 32, 32), 10),
+}
+
+
+def dataset_shape(name: str) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, n_classes)`` of a dataset, without reading it."""
+    if name not in SHAPES:
+        raise DataError(f"no known input shape for dataset {name!r} "
+                        f"(known: {', '.join(sorted(SHAPES))})")
+    return SHAPES[name]
+
+
 def load_dataset(name: str, data_dir: str | None = None, **kw) -> Dataset:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")

@@ -2,13 +2,14 @@
 
 Every step recomputes the whole energy ``E_stoch + beta L`` (input term included) and takes its
 gradient with autograd; spikes come from ``torch.bernoulli`` and pass gradients straight through
-(eq. 6). Used by the throughput benchmarks and to cross-check the fast engine; not for training.
+(eq. 6). Used by the tests and the throughput benchmark (``benchmarks/throughput.py``) to
+cross-check the fast engine; not part of the installed package, not for training.
 """
 from __future__ import annotations
 
 import torch
 
-from .ep import EPConfig, contrasts
+from stochep.ep import EP, contrasts
 
 
 def reference_step(net, x, states, beta=0.0, target=None, generator=None):
@@ -26,8 +27,7 @@ def reference_step(net, x, states, beta=0.0, target=None, generator=None):
         if beta != 0.0:
             e = e + beta * net.loss(leaves[-1], target).sum()
         grads = torch.autograd.grad(e, leaves)
-    return [(s - net.lam * g).clamp(0.0, 1.0 / neuron.kappa).detach()
-            for s, g in zip(states, grads)]
+    return [neuron.project_(s - net.lam * g).detach() for s, g in zip(states, grads)]
 
 
 def reference_relax(net, x, states, steps, beta=0.0, target=None, generator=None):
@@ -36,7 +36,7 @@ def reference_relax(net, x, states, steps, beta=0.0, target=None, generator=None
     return states
 
 
-def reference_ep_gradients(net, x, y, cfg: EPConfig, generator=None, sign=1.0):
+def reference_ep_gradients(net, x, y, cfg: EP, generator=None, sign=1.0):
     """Two-phase (or three-phase) EP with the reference dynamics; writes ``p.grad``."""
     target = net.target(y, x.dtype)
     free = reference_relax(net, x, net.zero_states(x.shape[0], x.dtype), cfg.T_free, 0.0,

@@ -1,0 +1,52 @@
+"""Named registries of pluggable parts: neuron models, output costs and learning rules.
+
+A part is a class registered under the name that config files and ``--set`` use::
+
+    from stochep.rules import RULES
+
+    @RULES.register("my-rule")
+    class MyRule(LearningRule): ...
+
+after which ``algo: my-rule`` (or ``--algo my-rule``) trains with it. The registries are filled
+when their modules are imported (the built-in parts register themselves); registering is the only
+way they change, and :meth:`Registry.unregister` undoes it (tests use it to clean up).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+
+class Registry:
+    """Name -> class of one kind of part (``kind`` names it in error messages)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, type] = {}
+
+    def register(self, name: str) -> Callable[[type], type]:
+        """Class decorator: make the class available under ``name``."""
+        def add(cls: type) -> type:
+            if name in self._items and self._items[name] is not cls:
+                raise ValueError(f"{self.kind} {name!r} is already registered "
+                                 f"({self._items[name].__name__})")
+            self._items[name] = cls
+            cls.name = name
+            return cls
+        return add
+
+    def unregister(self, name: str) -> None:
+        self._items.pop(name, None)
+
+    def __getitem__(self, name: str) -> type:
+        if name not in self._items:
+            raise ValueError(f"{self.kind} must be one of {', '.join(self._items)}; got {name!r}")
+        return self._items[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._items)

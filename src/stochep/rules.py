@@ -1,0 +1,47 @@
+"""Learning rules: how a batch becomes ``p.grad`` (one registry for config, CLI, trainer, tools).
+
+A rule is built from the run config and the run's random streams, and has one method::
+
+    rule = RULES[cfg.algo].from_config(cfg, streams)
+    result = rule.gradients(net, x, y)     # writes p.grad for every parameter
+
+so any ``torch.optim`` optimizer applies the update. The built-in rules are EP (``ep.py``,
+eq. 9/14/22) and surrogate-gradient BPTT (``bptt.py``). Adding one: subclass
+:class:`LearningRule` in a new file and decorate it with ``@RULES.register("name")``; then
+``--algo name`` trains with it and ``stochep memory`` measures it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .registry import Registry
+
+RULES = Registry("algo")
+
+
+@dataclass
+class StepResult:
+    """What a rule reports about one batch, besides the gradients it wrote."""
+
+    free: list[torch.Tensor]  # states the prediction is read from (the free equilibrium)
+    loss: torch.Tensor  # per-sample cost at ``free``
+    nudged: list[torch.Tensor] | None = None  # first nudged phase's contrast state, if any
+
+
+class LearningRule:
+    """Interface of a learning rule (see the module docstring)."""
+
+    name = "rule"
+
+    @classmethod
+    def from_config(cls, cfg, streams) -> LearningRule:
+        """The rule ``cfg`` describes, drawing its randomness from ``streams`` (``rng.Streams``)."""
+        raise NotImplementedError
+
+    def gradients(self, net, x: torch.Tensor, y: torch.Tensor,
+                  init: list[torch.Tensor] | None = None) -> StepResult:
+        """Write ``p.grad`` for batch ``(x, y)``; ``init``: the free phase's initial states
+        (zeros when ``None``; a warm start as in eq. 18)."""
+        raise NotImplementedError
