@@ -42,8 +42,7 @@ ROWS = [
 def _row(cfg, data, epochs: int, batch: int) -> dict:
     tr = Trainer(cfg, data, progress=False)
     x = tr.inputs(tr.data.x_train[:batch])
-    ep = EP(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
-                  cfg.shared_noise)
+    ep = EP.from_config(tr.cfg)
     rep = diagnose(tr.net, x, tr.data.y_train[:batch], ep, seeds=3)
     t0 = time.perf_counter()
     vals = []
