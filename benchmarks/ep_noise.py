@@ -19,7 +19,6 @@ from common import data_dir, print_table, write_json
 from stochep.data import load_dataset
 from stochep.ep import EP, ep_gradients
 from stochep.models import build_network
-from stochep.neurons import Neuron
 from stochep.presets import load_preset
 from stochep.rng import SpikeRNG
 
@@ -44,10 +43,10 @@ def main(argv=None) -> int:
     cfg.apply_overrides(args.set).validate()
     data = load_dataset(cfg.dataset, data_dir(cfg.dataset))
     x, y = data.x_train[:args.batch], data.y_train[:args.batch]
-    net = build_network(cfg, data.input_shape, data.n_classes)
+    net = build_network(cfg, data.input_shape, data.n_classes, data.embedding)
     x = x.reshape(len(x), *net.input_shape)
     mf = copy.deepcopy(net)
-    mf.neuron = Neuron(cfg.kappa, "rate", cfg.dt)
+    mf.neuron = net.neuron.mean_field()
     names = [n for n, _ in net.named_parameters()]
     variants = {"plain": (1, False), "shared_noise": (1, True),
                 f"average_last={args.average}": (args.average, False),

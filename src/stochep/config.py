@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import bptt, ep  # noqa: F401  (the built-in learning rules register themselves)
+from . import bptt, ep  # the built-in learning rules (importing them registers them)
 from .costs import COSTS
 from .dynamics import Dynamics
 from .neurons import NEURONS

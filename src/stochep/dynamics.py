@@ -55,10 +55,15 @@ def input_drive(net, x: torch.Tensor) -> torch.Tensor:
     return first.drive_up(x, first.context(x))
 
 
-def phase_constants(net, x: torch.Tensor, neuron=None) -> list[torch.Tensor | None]:
-    """Per-layer drive that is constant in a phase, times ``lam * gain``."""
+def phase_constants(net, x: torch.Tensor, neuron=None) -> list:
+    """Per-layer drive that is constant in a phase, times ``lam * gain``.
+
+    A first interaction whose drive depends on the layer above (``binds_input``, e.g. Hopfield
+    attention) contributes its per-phase binding instead, which adds the drive every step.
+    """
     a = net.lam * (neuron or net.neuron).gain
-    consts = [a * input_drive(net, x)]
+    first = net.interactions[0]
+    consts = [first.bind(x) if first.binds_input else a * input_drive(net, x)]
     for inter in net.interactions[1:]:
         b = inter.bias_up()
         consts.append(None if b is None else a * b)
@@ -71,7 +76,12 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target) -> torch
     a = lam * neuron.gain
     inters = net.interactions
     c = consts[i]
-    v = states[i] * (1.0 - lam) if c is None else torch.add(c, states[i], alpha=1.0 - lam)
+    if c is None or not isinstance(c, torch.Tensor):
+        v = states[i] * (1.0 - lam)
+        if c is not None:  # a bound input interaction: its drive from this layer's spikes
+            c.add_(v, spikes[i], a)
+    else:
+        v = torch.add(c, states[i], alpha=1.0 - lam)
     if i > 0:
         inters[i].add_up_(v, spikes[i - 1], ctxs[i], a)
     if i + 1 < len(states):

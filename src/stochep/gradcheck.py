@@ -68,8 +68,9 @@ def preset_network(preset: str, narrow: int = 1, n_perclass: int = 2, seed: int 
 
     cfg = load_preset(preset)[0]
     cfg.layers = [max(1, spec // narrow) if isinstance(spec, int)
-                  else {**spec, "conv": max(1, spec["conv"] // narrow)}
+                  else {k: max(1, v // narrow) if k in ("conv", "attention") else v
+                        for k, v in spec.items()}
                   for spec in cfg.layers]
     cfg.n_perclass, cfg.seed = n_perclass, seed
     data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
-    return build_network(cfg, data.input_shape, data.n_classes), data
+    return build_network(cfg, data.input_shape, data.n_classes, data.embedding), data

@@ -127,7 +127,7 @@ def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "
     input_shape, n_classes = dataset_shape(cfg.dataset)
     net = build_network(cfg, input_shape, n_classes).to(dev)
     gen = torch.Generator().manual_seed(cfg.seed)
-    x = torch.rand(batch_size, *net.input_shape, generator=gen).to(dev)
+    x = net.interactions[0].example_input(batch_size, gen).to(dev)
     y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(dev)
     opt = make_optimizer(cfg, net)
     rule = cfg.rule(Streams(cfg.seed, dev))

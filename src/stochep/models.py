@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .config import Config
-from .interactions import ConvPool, Dense
+from .interactions import ConvPool, Dense, HopfieldAttention
 from .network import EPNetwork
 
 CONV_KEYS = {"conv": None, "kernel": 3, "stride": 1, "padding": 0, "pool": 1, "pool_stride": None}
@@ -39,14 +39,36 @@ def _conv_spec(i: int, spec: dict) -> dict:
     return out
 
 
-def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> EPNetwork:
+def _attention(i: int, spec: dict, shape, embedding, init_scale: float) -> HopfieldAttention:
+    if i != 0:
+        raise ValueError(f"layers[{i}]: an attention layer must be the first layer")
+    if set(map(str, spec)) != {"attention"}:
+        raise ValueError(f"layers[{i}]: an attention layer takes only 'attention' (its width), "
+                         f"got keys {', '.join(map(str, spec))}")
+    n = spec["attention"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"layers[{i}].attention must be an integer >= 1, got {n!r}")
+    if len(shape) != 1:
+        raise ValueError(f"layers[{i}]: attention needs a token sequence [L], got shape {shape}")
+    if embedding is None:
+        embedding = torch.randn(1001, 50)
+        embedding[0] = 0
+    return HopfieldAttention(shape[0], n, embedding, init_scale=init_scale)
+
+
+def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
+                  embedding: torch.Tensor | None = None) -> EPNetwork:
     """Network from ``cfg.layers``, one entry per hidden layer, bottom to top.
 
     - an int ``n``: a dense layer of ``n`` neurons (eq. 3);
     - a dict ``{conv: C, kernel: 3, stride: 1, padding: 0, pool: 1, pool_stride: pool}``:
       a :class:`ConvPool` layer of ``C`` channels (eq. 13); only ``conv`` is required, ``pool: 1``
       means no pooling. The paper's MNIST 2C is
-      ``[{conv: 64, kernel: 5, padding: 1, pool: 3}, {conv: 128, kernel: 5, padding: 1, pool: 3}]``.
+      ``[{conv: 64, kernel: 5, padding: 1, pool: 3}, {conv: 128, kernel: 5, padding: 1, pool: 3}]``;
+    - a dict ``{attention: N}`` (first layer only): :class:`HopfieldAttention` from a token
+      sequence to ``N`` neurons (appendix B); it looks the tokens up in ``embedding`` (the text
+      dataset's word vectors; random vectors of a 1,000-word vocabulary when ``None``, for
+      tools that measure without data).
 
     Conv layers need an image input: a 3-D ``input_shape`` ``(C, H, W)``, or a flat 784 read as
     ``(1, 28, 28)`` (the network's ``input_shape`` is then 3-D, so batches must be reshaped). A
@@ -57,13 +79,15 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> 
     neuron = cfg.neuron_model()
     shape = tuple(input_shape)
     layers = list(cfg.layers)
-    if layers and isinstance(layers[0], dict):
+    if layers and isinstance(layers[0], dict) and "attention" not in layers[0]:
         shape = image_shape(shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         inters = []
         for i, spec in enumerate(layers):
-            if isinstance(spec, dict):
+            if isinstance(spec, dict) and "attention" in spec:
+                inter = _attention(i, spec, shape, embedding, cfg.init_scale)
+            elif isinstance(spec, dict):
                 if len(shape) != 3:
                     raise ValueError(f"layers[{i}]: a conv layer needs an image (C, H, W) "
                                      f"below it, got shape {shape} (conv cannot follow dense)")

@@ -239,7 +239,9 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
     else:
         data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
         input_shape, n_classes = data.input_shape, data.n_classes
-    net = build_network(cfg, input_shape, n_classes)
+    embedding = (checkpoint["model"].get("interactions.0.embedding") if checkpoint is not None
+                 else getattr(data, "embedding", None))
+    net = build_network(cfg, input_shape, n_classes, embedding)
     if checkpoint is not None:
         load_model_state(net, checkpoint["model"])
     steps = cfg.T_free + cfg.T_nudge

@@ -102,7 +102,8 @@ class Trainer:
         self.out_dir = out_dir
         self.progress = progress
         self.device = torch.device(cfg.device)
-        self.net = build_network(cfg, data.input_shape, data.n_classes).to(self.device)
+        self.net = build_network(cfg, data.input_shape, data.n_classes,
+                                 data.embedding).to(self.device)
         if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
             calibrate_rates(self.net, self.inputs(self.data.x_train[:cfg.calibrate_batch]),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)

@@ -13,7 +13,11 @@ class DataError(Exception):
 
 @dataclass
 class Dataset:
-    """Train and test tensors: images as floats in [0, 1] ``[N, *input_shape]``, labels long."""
+    """Train and test tensors: images as floats in [0, 1] ``[N, *input_shape]``, labels long.
+
+    Text datasets hold token ids (as floats, exact below 2**24; 0 is padding) and the
+    ``embedding`` matrix ``[vocab + 1, d]`` their first interaction looks the ids up in.
+    """
 
     name: str
     x_train: torch.Tensor
@@ -21,6 +25,7 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     n_classes: int
+    embedding: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -47,8 +52,14 @@ def _cifar10(data_dir=None, **kw):
     return load_cifar10(data_dir, **kw)
 
 
+def _imdb(data_dir=None, **kw):
+    from .imdb import load_imdb
+    return load_imdb(data_dir, **kw)
+
+
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist, "cifar10": _cifar10,
+    "imdb": _imdb,
 }
 
 
@@ -56,7 +67,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 # energy). A flat 784 is read as (1, 28, 28) by conv layers (stochep.models.image_shape).
 SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "digits": ((64,), 10), "mnist": ((784,), 10), "fashion-mnist": ((784,), 10),
-    "cifar10": ((3, 32, 32), 10),
+    "cifar10": ((3, 32, 32), 10), "imdb": ((256,), 2),
 }
 
 

@@ -23,6 +23,13 @@ from torch import nn
 class Interaction(nn.Module):
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    # True for a first interaction whose drive depends on the layer above it (Hopfield
+    # attention): the dynamics then call ``bind(x)`` once per phase instead of ``drive_up(x)``
+    binds_input = False
+
+    def example_input(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """A random valid input batch (for tools that measure without data)."""
+        return torch.rand(batch, *self.in_shape, generator=generator)
 
     def context(self, r_lo: torch.Tensor):
         return None

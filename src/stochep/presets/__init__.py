@@ -41,7 +41,9 @@ def presets_table() -> str:
     rows = [("preset", "dataset", "layers") + COLUMNS + ("paper_acc",)]
     for name in preset_names():
         cfg, paper = load_preset(name)
-        layers = "-".join(str(x if isinstance(x, int) else f"c{x.get('conv')}") for x in cfg.layers)
+        layers = "-".join(str(x) if isinstance(x, int) else
+                          f"a{x['attention']}" if "attention" in x else f"c{x.get('conv')}"
+                          for x in cfg.layers)
         rows.append((name, cfg.dataset, layers) + tuple(str(getattr(cfg, c)) for c in COLUMNS)
                     + (str(paper.get("accuracy", "")),))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -1,0 +1,124 @@
+"""Hopfield attention between a token sequence and the first layer (appendix B, eq. 19-20).
+
+The clamped input is a review as token ids ``[B, L]`` (0 = padding); the interaction looks them
+up in a fixed embedding matrix (GloVe), giving the stored patterns ``K = V = [k_1 .. k_L]`` of a
+modern Hopfield network (Ramsauer et al. 2020). The first layer's state is the state pattern;
+projected into the key space by ``W_Q`` it is the query ``Q = W_Q r`` (``r`` the layer's rates,
+or its spikes in the stochastic dynamics), and eq. 20 retrieves
+
+    HopAttn(Q, K) = softmax(Q K^T / sqrt(d)) K                (padding masked out)
+
+Our reading, chosen so the attention step IS the gradient of an energy (so EP's contrast is
+exact in mean field, and the EP gradient matches BPTT; ``tests/test_attention.py``): the
+interaction's energy term is the modern Hopfield log-sum-exp,
+
+    E_att(x, r) = -(1 / b) logsumexp_j(b k_j . W_Q r) - r . bias,     b = 1 / sqrt(d)
+
+whose negative gradient, the drive into the first layer, is
+
+    -dE_att/dr = W_Q^T HopAttn(W_Q r, K) + bias.
+
+So the layer integrates the retrieved pattern (projected back by ``W_Q^T``) plus the feedback of
+the layer above (eq. 7), exactly as the paper's "Q is formed by adding the input projected by
+W_Q to the feedback of the next layer" once the state has settled: eq. 19's attention applied to
+the layer's drive. The retrieval depends on the layer's own activity, so this drive is not
+constant within a phase: :meth:`bind` gives the dynamics a per-phase :class:`BoundAttention`
+(the embedded sequence and its mask) that adds it each step. The weight contrast is
+``dE/dW_Q = -HopAttn(W_Q r, K) r^T``: the retrieved pattern times the layer's activity.
+
+Decision on spikes (the paper marks the net binary): the state passed upward is sampled into
+spikes like every layer's; the embeddings stay real-valued.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import Interaction
+
+MASKED = -1e9  # score of padding positions (finite, so an all-padding review gives no NaN)
+
+
+def retrieve(q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, scale: float
+             ) -> torch.Tensor:
+    """``HopAttn(q, K)`` per sample (eq. 20): ``softmax(scale K q) K`` over unmasked rows (an
+    all-padding review retrieves zero)."""
+    scores = (keys @ q.unsqueeze(-1)).squeeze(-1).mul(scale).masked_fill(~mask, MASKED)
+    return ((scores.softmax(-1) * mask).unsqueeze(-1) * keys).sum(1)
+
+
+class BoundAttention:
+    """The attention drive of one phase: ``add_(v, s, alpha)`` adds ``alpha * (-dE_att/ds)``."""
+
+    def __init__(self, inter: HopfieldAttention, keys: torch.Tensor, mask: torch.Tensor):
+        self.inter, self.keys, self.mask = inter, keys, mask
+
+    def add_(self, v: torch.Tensor, s: torch.Tensor, alpha: float) -> torch.Tensor:
+        w = self.inter.weight
+        a = retrieve(s @ w.t(), self.keys, self.mask, self.inter.scale)
+        v.addmm_(a, w, alpha=alpha)
+        return v.add_(self.inter.bias, alpha=alpha)
+
+
+class HopfieldAttention(Interaction):
+    """Token ids ``[B, L]`` -> first layer of ``n_out`` neurons, through Hopfield attention.
+
+    ``embedding``: ``[vocab + 1, d]`` word vectors (row 0 padding), a fixed buffer saved with
+    the model. ``W_Q`` (``weight``) has shape ``[d, n_out]``.
+    """
+
+    binds_input = True
+
+    def __init__(self, seq_len: int, n_out: int, embedding: torch.Tensor,
+                 init_scale: float = 1.0):
+        super().__init__()
+        if embedding.dim() != 2 or embedding.shape[0] < 2:
+            raise ValueError(f"embedding must be [vocab + 1, d], got {list(embedding.shape)}")
+        self.in_shape, self.out_shape = (int(seq_len),), (int(n_out),)
+        d = embedding.shape[1]
+        self.register_buffer("embedding", embedding.detach().clone().float())
+        self.scale = 1.0 / math.sqrt(d)
+        bound = init_scale / math.sqrt(d)
+        self.weight = nn.Parameter(torch.empty(d, n_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
+
+    def keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedded sequence ``[B, L, d]`` (in the weights' dtype) and its mask ``[B, L]``."""
+        ids = x.long()
+        if ids.min() < 0 or ids.max() >= self.embedding.shape[0]:
+            raise ValueError(f"token ids must be in [0, {self.embedding.shape[0] - 1}]")
+        return self.embedding[ids].to(self.weight.dtype), ids > 0
+
+    def bind(self, x: torch.Tensor) -> BoundAttention:
+        return BoundAttention(self, *self.keys(x))
+
+    def drive_up(self, s_lo, ctx=None):
+        raise RuntimeError("HopfieldAttention's drive depends on the layer above; use bind(x)")
+
+    def drive_down(self, s_hi, ctx=None):
+        raise RuntimeError("the clamped input takes no feedback")
+
+    def energy(self, x: torch.Tensor, r_hi: torch.Tensor) -> torch.Tensor:
+        keys, mask = self.keys(x)
+        scores = (keys @ (r_hi @ self.weight.t()).unsqueeze(-1)).squeeze(-1) * self.scale
+        lse = scores.masked_fill(~mask, MASKED).logsumexp(-1)
+        lse = torch.where(mask.any(-1), lse, torch.zeros_like(lse))  # no tokens: no term
+        return -lse / self.scale - r_hi @ self.bias
+
+    def contrast(self, x: torch.Tensor, r_hi: torch.Tensor) -> list[torch.Tensor]:
+        keys, mask = self.keys(x)
+        w = self.weight.to(r_hi.dtype)
+        a = retrieve(r_hi @ w.t(), keys.to(r_hi.dtype), mask, self.scale)
+        b = r_hi.shape[0]
+        return [-(a.t() @ r_hi) / b, -r_hi.mean(0)]
+
+    def example_input(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randint(1, self.embedding.shape[0], (batch, *self.in_shape),
+                             generator=generator).float()
+
+    def macs(self) -> int:
+        """Query projection, scores, retrieval and projection back, per step and sample."""
+        d, n = self.weight.shape
+        return 2 * d * n + 2 * self.in_shape[0] * d
