@@ -47,6 +47,9 @@ def test_mean_field_run_has_cosine_one_against_itself(digits):
         assert abs(row["stoch_vs_mf_norm"] - 1) < 1e-3  # float32 run vs float64
         assert row["snr"] > 1e6
     assert rep["cosine_min_vs_bptt"] > 0.99  # small beta, settled: EP = BPTT
+    fast = gradient_report(net, x, y, EP(1e-3, 400, 400, "three-phase"), T_bptt=400,
+                           dtype=torch.float32)  # the float32 references agree
+    assert abs(fast["cosine_min_vs_bptt"] - rep["cosine_min_vs_bptt"]) < 1e-3
 
 
 def test_layer_activity_counts_bounds():

@@ -117,6 +117,8 @@ def _add_diagnose(sub):
     p.add_argument("--seeds", type=int, default=4, help="spike seeds for the noise measures")
     p.add_argument("--T-bptt", type=int, dest="T_bptt",
                    help="mean-field BPTT steps (default: the preset's T_free)")
+    p.add_argument("--float32", action="store_true",
+                   help="run the mean-field references in float32 (faster on wide conv nets)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable)")
     p.add_argument("--json", help="write the report as JSON to this file ('-': stdout)")
@@ -290,6 +292,8 @@ def cmd_energy(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
+    import torch
+
     from .data import load_dataset
     from .diagnostics import diagnose, format_report
     from .ep import EP
@@ -310,7 +314,7 @@ def cmd_diagnose(args) -> int:
     c = trainer.cfg
     x = trainer.inputs(trainer.data.x_train[:args.batch])
     rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
-                   args.seeds, args.T_bptt)
+                   args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64)
     rep.update(preset=c.preset, checkpoint=args.checkpoint, batch=args.batch,
                seeds=args.seeds, beta=c.beta, estimator=c.estimator)
     if args.json:
