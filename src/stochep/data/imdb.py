@@ -2,7 +2,9 @@
 
 Source: the standard ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` layout under
 ``data_dir``, or a ``*.tar.gz`` in ``data_dir`` that holds it (read without unpacking). Labels:
-``neg`` 0, ``pos`` 1. Files are read in sorted order, so ids are reproducible.
+``neg`` 0, ``pos`` 1. Files are read in sorted order, then each split is put in one fixed
+pseudo-random order (seed 0), so ids are reproducible and any prefix of a split (e.g. a
+``--train-subset``) is a random sample of both classes rather than all ``neg``.
 
 Preprocessing (decisions, documented here and in the README):
 
@@ -42,7 +44,8 @@ from .base import DataError, Dataset
 from .glove import load_glove
 
 TOKEN_RE = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|[a-z0-9]+")
-PREPROCESS_VERSION = 1  # bump when tokenize/encode change, so old caches are not read
+PREPROCESS_VERSION = 2  # bump when tokenize/encode/order change, so old caches are not read
+ORDER_SEED = 0
 SPLITS = ("train", "test")
 LABELS = {"neg": 0, "pos": 1}
 
@@ -101,6 +104,10 @@ def read_reviews(source: Path) -> dict[str, tuple[list[str], list[int]]]:
             if g:
                 out[g[1]][0].append(text)
                 out[g[1]][1].append(LABELS[g[2]])
+        for s in SPLITS:
+            gen = torch.Generator().manual_seed(ORDER_SEED)
+            perm = torch.randperm(len(out[s][0]), generator=gen).tolist()
+            out[s] = ([out[s][0][i] for i in perm], [out[s][1][i] for i in perm])
     except (OSError, EOFError, tarfile.TarError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read IMDB reviews from {source} "
                         f"({' '.join(str(e).split())})") from None
