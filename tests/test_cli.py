@@ -117,17 +117,18 @@ def test_gradcheck_on_the_mnist_2c_preset_narrowed():
 
 
 def test_every_preset_loads_and_builds():
+    from stochep.data import dataset_shape
     from stochep.models import build_network
     from stochep.presets import load_preset, preset_names
 
-    shapes = {"mnist": (784,), "cifar10": (3, 32, 32)}
-    assert {"mnist-1fc", "mnist-2fc", "mnist-2c", "cifar10-5c", "cifar10-5cp"} <= set(
-        preset_names())
+    assert {"mnist-1fc", "mnist-2fc", "mnist-2c", "cifar10-5c", "cifar10-5cp",
+            "imdb-1ha1fc"} <= set(preset_names())
     for name in preset_names():
         cfg, paper = load_preset(name)
         assert cfg.validate() and "accuracy" in paper
-        net = build_network(cfg, shapes[cfg.dataset], 10)
-        assert net.layer_shapes[-1] == (10 * cfg.n_perclass,)
+        shape, n_classes = dataset_shape(cfg.dataset)
+        net = build_network(cfg, shape, n_classes)
+        assert net.layer_shapes[-1] == (n_classes * cfg.n_perclass,)
     assert load_preset("cifar10-5c")[0].layers[-1]["conv"] == 256
     assert build_network(load_preset("cifar10-5c")[0], (3, 32, 32), 10).layer_shapes[3] == (
         256, 2, 2)
