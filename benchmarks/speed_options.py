@@ -76,7 +76,7 @@ def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -
         rows.append({"option": name, "first_epoch_s": times[0],
                      "epoch_s": min(times[1:]) if len(times) > 1 else times[0],
                      "test_acc": tr.history[-1]["test_acc"], "best_val_acc": tr.best_val_acc,
-                     "wall_s": wall, "compile_error": tr.rule.dynamics.compile_error})
+                     "wall_s": wall, "compile_error": tr.dynamics.compile_error})
     base = rows[0]["epoch_s"]
     for r in rows:
         r["speedup"] = base / r["epoch_s"]

@@ -71,15 +71,7 @@ class BPTT(LearningRule):
     streams: Streams | None = None
 
     def __post_init__(self):
-        check_int_at_least("T_free", self.T, 1)
-        check_choice("bptt_spikes", self.spikes, BPTT_SPIKES)
-        check_int_at_least("bptt_loss_last", self.loss_last, 1)
-        if self.loss_last > self.T:
-            raise ValueError(f"bptt_loss_last must be <= T_free ({self.T}), got {self.loss_last}")
-        check_int_at_least("bptt_truncate", self.truncate, 0)
-        if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)) \
-                or not self.clip >= 0:
-            raise ValueError(f"bptt_clip must be >= 0 (0: off), got {self.clip!r}")
+        _check_options(self.T, self.spikes, self.loss_last, self.truncate, self.clip)
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> BPTT:
@@ -94,6 +86,18 @@ class BPTT(LearningRule):
         return StepResult(free, loss)
 
 
+def _check_options(T, spikes, loss_last, truncate, clip) -> None:
+    """One-line errors for BPTT settings, named as their config keys."""
+    check_int_at_least("T_free", T, 1)
+    check_choice("bptt_spikes", spikes, BPTT_SPIKES)
+    check_int_at_least("bptt_loss_last", loss_last, 1)
+    if loss_last > T:
+        raise ValueError(f"bptt_loss_last must be <= T_free ({T}), got {loss_last}")
+    check_int_at_least("bptt_truncate", truncate, 0)
+    if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip >= 0:
+        raise ValueError(f"bptt_clip must be >= 0 (0: off), got {clip!r}")
+
+
 def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
                    rng: SpikeRNG | None = None, *, spikes: str = "same", loss_last: int = 1,
                    truncate: int = 0, clip: float = 0.0, init: list[torch.Tensor] | None = None
@@ -104,12 +108,7 @@ def bptt_gradients(net, x: torch.Tensor, y: torch.Tensor, T: int,
     ``loss_last`` trains on. ``init``: initial states (default zeros). See the module
     docstring for the options.
     """
-    if spikes not in BPTT_SPIKES:
-        raise ValueError(f"spikes must be one of {', '.join(BPTT_SPIKES)}, got {spikes!r}")
-    if not 1 <= loss_last <= T:
-        raise ValueError(f"loss_last must be in [1, T={T}], got {loss_last!r}")
-    if truncate < 0:
-        raise ValueError(f"truncate must be >= 0, got {truncate!r}")
+    _check_options(T, spikes, loss_last, truncate, clip)
     net.check_batch(x, y)
     target = net.target(y, x.dtype)
     neuron = net.neuron.mean_field() if spikes == "rate" else net.neuron

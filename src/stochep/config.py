@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from . import bptt, ep  # the built-in learning rules (importing them registers them)
+from . import bptt, ep  # noqa: F401  (importing the built-in learning rules registers them)
 from .costs import COSTS
 from .dynamics import Dynamics
 from .neurons import NEURONS
@@ -124,9 +124,10 @@ class Config:
         # algo is, so a bad value never waits for the day the other rule runs
         self.neuron_model()
         self.output_cost()
-        ep.EP.from_config(self)
-        bptt.BPTT.from_config(self)
         self.rule()
+        for name in ("ep", "bptt"):
+            if name != self.algo:
+                RULES[name].from_config(self)
         return self
 
     # ---- the objects of a run -----------------------------------------------------------

@@ -76,12 +76,12 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target) -> torch
     a = lam * neuron.gain
     inters = net.interactions
     c = consts[i]
-    if c is None or not isinstance(c, torch.Tensor):
+    if isinstance(c, torch.Tensor):
+        v = torch.add(c, states[i], alpha=1.0 - lam)
+    else:
         v = states[i] * (1.0 - lam)
         if c is not None:  # a bound input interaction: its drive from this layer's spikes
             c.add_(v, spikes[i], a)
-    else:
-        v = torch.add(c, states[i], alpha=1.0 - lam)
     if i > 0:
         inters[i].add_up_(v, spikes[i - 1], ctxs[i], a)
     if i + 1 < len(states):

@@ -39,7 +39,6 @@ from .validation import check_choice, check_ep_noise_options, check_int_at_least
 
 ESTIMATORS = ("two-phase", "random-sign", "three-phase")
 DYNAMICS_DTYPES = ("float32", "bfloat16")
-EPResult = StepResult  # what ep_gradients returns: free states, per-sample loss, nudged states
 
 
 @RULES.register("ep")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from .config import Config, ConfigError
 from . import memory
+from .config import Config, ConfigError
 
 # Paper Table 2 (GPU MB, NVIDIA RTX A5000; batch 128, 64 for IMDB):
 # model -> (dataset, EP, BPTT, the BPTT/EP ratio as printed)

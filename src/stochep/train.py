@@ -109,7 +109,8 @@ class Trainer:
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
         self.streams = Streams(cfg.seed, self.device)
         self.rule = cfg.rule(self.streams)
-        self.dynamics = cfg.dynamics()  # evaluation's free phases
+        # evaluation's free phases run like the rule's (one object, so one torch.compile)
+        self.dynamics = getattr(self.rule, "dynamics", None) or cfg.dynamics()
         self.opt = make_optimizer(cfg, self.net)
         self.sched = make_scheduler(cfg, self.opt)
         self.epoch = 0
