@@ -37,3 +37,40 @@ def test_module_entry_point_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "stochep", "train", "--help"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "--config" in out.stdout
+
+
+def _one_pixel_images(n=64):
+    """Flat 784-pixel images (MNIST's layout) with one lit pixel at row 10, column 12."""
+    from stochep.data import Dataset
+    x = torch.zeros(n, 28, 28)
+    x[:, 10, 12] = 1.0
+    y = torch.arange(n) % 10
+    return Dataset("mnist", x.reshape(n, 784), y, x[:10].reshape(10, 784), y[:10], 10)
+
+
+def test_augment_shifts_flat_mnist_images_within_the_pad():
+    cfg = Config(dataset="mnist", layers=[16], epochs=1, batch_size=16, T_free=4, T_nudge=2,
+                 val_fraction=0.0, augment=True, augment_pad=2, augment_flip=False)
+    tr = Trainer(cfg, _one_pixel_images(), progress=False)
+    seen, real = [], tr.rule
+
+    class Recording:  # the rule, recording the batches it is given
+        def gradients(self, net, x, y):
+            seen.append(x)
+            return real.gradients(net, x, y)
+
+    tr.rule = Recording()
+    tr.train_epoch()
+    lit = torch.cat(seen).reshape(-1, 28, 28).nonzero()[:, 1:]  # (row, col) of each lit pixel
+    assert len(lit) == 64  # the pixel is never cropped away (pad 2 < its distance to the edge)
+    assert (lit[:, 0] - 10).abs().max() <= 2 and (lit[:, 1] - 12).abs().max() <= 2
+    assert len({tuple(p.tolist()) for p in lit}) > 5  # the offsets vary
+    assert not (lit[:, 1] == 27 - 12).any()  # no mirror with augment_flip=false
+
+
+def test_augment_on_non_image_data_is_a_clear_error(digits):
+    import pytest
+    with pytest.raises(ValueError, match="augment=true needs image data"):
+        Trainer(Config(augment=True), digits, progress=False)
+    with pytest.raises(ValueError, match="augment_pad"):
+        Config(augment_pad=-1).validate()

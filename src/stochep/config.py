@@ -33,7 +33,10 @@ class Config:
     # data
     dataset: str = "digits"
     data_dir: str | None = None
-    augment: bool = False  # random crop (4-pixel padding) + horizontal flip, for images
+    # random crop after zero padding by augment_pad pixels (+ horizontal flip), for images
+    augment: bool = False
+    augment_pad: int = 4
+    augment_flip: bool = True
     # held out of the training set (seeded) to choose checkpoint_best; 0: no validation, the
     # best checkpoint is the last epoch (data/split.py)
     val_fraction: float = 0.1
@@ -111,6 +114,10 @@ class Config:
             raise ValueError(f"calibrate_rate must be in [0, 1) (0 = off), "
                              f"got {self.calibrate_rate!r}")
         check_int_at_least("calibrate_batch", self.calibrate_batch, 1)
+        check_int_at_least("augment_pad", self.augment_pad, 0)
+        if not isinstance(self.augment, bool) or not isinstance(self.augment_flip, bool):
+            raise ValueError(f"augment and augment_flip must be true or false, "
+                             f"got {self.augment!r}, {self.augment_flip!r}")
         check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_choice("scheduler", self.scheduler, ("none", "cosine"))

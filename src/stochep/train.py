@@ -29,7 +29,7 @@ from .data import Dataset
 from .data.augment import augment_batch
 from .data.split import split_validation
 from .diagnostics import activity_warnings, layer_activity
-from .models import build_network
+from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
 from .rng import SpikeRNG, Streams
 
@@ -99,6 +99,12 @@ class Trainer:
         # self.data holds only the training part; the held-out part is self.val (None if none)
         self.data, self.val = split_validation(data, cfg.val_fraction,
                                                cfg.seed + VAL_SPLIT_SEED_OFFSET)
+        if cfg.augment:
+            try:
+                image_shape(data.input_shape)
+            except ValueError:
+                raise ValueError(f"augment=true needs image data; dataset {cfg.dataset!r} has "
+                                 f"input shape {tuple(data.input_shape)}") from None
         self.out_dir = out_dir
         self.progress = progress
         self.device = torch.device(cfg.device)
@@ -161,8 +167,10 @@ class Trainer:
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = self.inputs(x_all[idx]), y_all[idx].to(self.device)
-            if cfg.augment:
-                x = augment_batch(x, self.streams.data)
+            if cfg.augment:  # on the image (a flat 784 is read as 1x28x28), then back
+                img = x.reshape(len(x), *image_shape(self.data.input_shape))
+                x = augment_batch(img, self.streams.data, cfg.augment_pad,
+                                  cfg.augment_flip).reshape(x.shape)
             res = self.rule.gradients(net, x, y)
             free, loss, nudged = res.free, res.loss, res.nudged
             self._check_finite(free, b)
