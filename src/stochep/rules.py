@@ -5,7 +5,9 @@ A rule is built from the run config and the run's random streams, and has one me
     rule = RULES[cfg.algo].from_config(cfg, streams)
     result = rule.gradients(net, x, y)     # writes p.grad for every parameter
 
-so any ``torch.optim`` optimizer applies the update. The built-in rules are EP (``ep.py``,
+so any ``torch.optim`` optimizer applies the update. ``rule.infer(net, x, dynamics, steps, rng)``
+gives the states a prediction is read from; by default the free phase (a rule that trains a
+different computation, e.g. a feedforward pass, overrides it so evaluation matches training). The built-in rules are EP (``ep.py``,
 eq. 9/14/22) and surrogate-gradient BPTT (``bptt.py``). Adding one: subclass
 :class:`LearningRule` in a new file and decorate it with ``@RULES.register("name")``; then
 ``--algo name`` trains with it and ``stochep memory`` measures it.
@@ -45,3 +47,7 @@ class LearningRule:
         """Write ``p.grad`` for batch ``(x, y)``; ``init``: the free phase's initial states
         (zeros when ``None``; a warm start as in eq. 18)."""
         raise NotImplementedError
+
+    def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> list[torch.Tensor]:
+        """States the prediction for ``x`` is read from: the free phase's final states."""
+        return dynamics.relax(net, x, net.zero_states(len(x), x.dtype), steps, rng).final

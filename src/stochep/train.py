@@ -204,13 +204,13 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-        """Test accuracy of the free phase with stochastic spikes (as in training)."""
+        """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
+        as in training, unless the rule says otherwise: ``LearningRule.infer``)."""
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self.inputs(x[i:i + batch_size])
-            states = self.dynamics.relax(self.net, xb, self.net.zero_states(len(xb), xb.dtype),
-                                         self.cfg.T_free, rng).final
+            states = self.rule.infer(self.net, xb, self.dynamics, self.cfg.T_free, rng)
             correct += (self.net.predict(states[-1]).cpu() == y[i:i + batch_size]).sum().item()
         return correct / len(y)
 
