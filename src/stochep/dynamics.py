@@ -47,6 +47,7 @@ class PhaseResult:
     final: list[torch.Tensor]  # states after the last step (the next phase starts here)
     average: list[torch.Tensor]  # mean over the last ``average_last`` steps (``final`` if 1)
     steps: int  # steps taken (fewer than asked when ``tol`` ended the phase early)
+    carry: object = None  # a stateful neuron's internal state after the last step
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
@@ -70,16 +71,22 @@ def phase_constants(net, x: torch.Tensor, neuron=None) -> list:
     return consts
 
 
-def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target) -> torch.Tensor:
-    """New state of layer ``i`` from its neighbours' spikes (one layer of eq. 7/8)."""
+def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target,
+            keep: float | None = None) -> torch.Tensor:
+    """New state of layer ``i`` from its neighbours' spikes (one layer of eq. 7/8).
+
+    ``keep = 0`` returns the unprojected input term ``lam (gain drive_i - beta dL/dxi_i)`` alone
+    (what a stateful neuron integrates itself, :func:`step_stateful`).
+    """
     lam = net.lam
     a = lam * neuron.gain
     inters = net.interactions
     c = consts[i]
+    decay = 1.0 - lam if keep is None else keep
     if isinstance(c, torch.Tensor):
-        v = torch.add(c, states[i], alpha=1.0 - lam)
+        v = torch.add(c, states[i], alpha=decay)
     else:
-        v = states[i] * (1.0 - lam)
+        v = states[i] * decay
         if c is not None:  # a bound input interaction: its drive from this layer's spikes
             c.add_(v, spikes[i], a)
     if i > 0:
@@ -88,7 +95,7 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target) -> torch
         inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
     if i == len(states) - 1 and beta != 0.0:
         v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
-    return neuron.project_(v)
+    return v if keep is not None else neuron.project_(v)
 
 
 def contexts(net, rates, layers=None) -> list:
@@ -147,6 +154,25 @@ def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | No
     return states, spikes
 
 
+def step_stateful(net, consts: list, states: list[torch.Tensor], carry, rng=None,
+                  beta: float = 0.0, target: torch.Tensor | None = None, ctxs: list | None = None,
+                  neuron=None) -> tuple[list[torch.Tensor], list[torch.Tensor], object]:
+    """One synchronous step of a neuron with internal state (``neurons.StatefulNeuron``: LIF,
+    sigma-delta): the neuron emits its signals from its state ``carry``, every layer's input
+    term is summed from them as in eq. 7/8, and the neuron integrates it into new states.
+
+    Returns (new states, the signals that drove them, the new carry).
+    """
+    neuron = neuron or net.neuron
+    signals, carry = neuron.emit(states, carry, rng)
+    if ctxs is None:
+        ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+    inputs = [_update(net, neuron, i, consts, states, signals, ctxs, beta, target, keep=0.0)
+              for i in range(len(states))]
+    states, carry = neuron.integrate(states, inputs, carry, net.lam)
+    return states, signals, carry
+
+
 class Dynamics:
     """How a phase is run: update order, early exit, and optional ``torch.compile``.
 
@@ -195,15 +221,23 @@ class Dynamics:
     def relax(self, net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
               rng: SpikeRNG | None = None, beta: float = 0.0,
               target: torch.Tensor | None = None, average_last: int = 1, neuron=None,
-              observer: Observer | None = None) -> PhaseResult:
+              observer: Observer | None = None, carry=None) -> PhaseResult:
         """Run one phase of at most ``steps`` steps from the states ``init``.
 
         ``average_last = k > 1`` also averages the states over the phase's last ``k`` steps (a
         lower-noise equilibrium estimate for the EP contrast of stochastic networks).
         ``neuron`` replaces the network's neuron model for this phase; ``observer(t, spikes)``
-        is called after every step ``t`` (1-based) with the spikes that drove it.
+        is called after every step ``t`` (1-based) with the spikes that drove it. A stateful
+        neuron's internal state starts from ``carry`` (``None``: fresh, ``neuron.start``) and
+        the phase returns it, so a nudged phase continues where the free phase stopped.
         """
         neuron = neuron or net.neuron
+        stateful = getattr(neuron, "stateful", False)
+        if stateful:
+            if self.update != "sync":
+                raise ValueError(f"neuron {neuron.name!r} keeps internal state and runs with "
+                                 f"update='sync' only, got update={self.update!r}")
+            carry = neuron.start(init) if carry is None else carry
         consts = phase_constants(net, x, neuron)
         states = ref = init
         ctxs, total, count = None, None, 0
@@ -211,7 +245,11 @@ class Dynamics:
         for t in range(1, steps + 1):
             if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
                 ctxs = contexts(net, [neuron.rate(xi) for xi in states])
-            states, spikes = self._call(net, consts, states, rng, beta, target, ctxs, neuron)
+            if stateful:
+                states, spikes, carry = step_stateful(net, consts, states, carry, rng, beta,
+                                                      target, ctxs, neuron)
+            else:
+                states, spikes = self._call(net, consts, states, rng, beta, target, ctxs, neuron)
             if observer is not None:
                 observer(t, spikes)
             if average_last > 1 and t > steps - average_last:
@@ -222,7 +260,7 @@ class Dynamics:
                     break
                 ref = states
         average = states if count == 0 else [a / count for a in total]
-        return PhaseResult(states, average, t)
+        return PhaseResult(states, average, t, carry)
 
 
 def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,

@@ -148,8 +148,8 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
     target = net.target(y, x.dtype)
     dyn = dynamics or Dynamics()
 
-    def phase(start, steps, beta=0.0):
-        return dyn.relax(net, x, start, steps, rng, beta, target, ep.average_last)
+    def phase(start, steps, beta=0.0, carry=None):
+        return dyn.relax(net, x, start, steps, rng, beta, target, ep.average_last, carry=carry)
 
     with torch.no_grad():
         if init is None:
@@ -159,13 +159,13 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
         free = phase(init, ep.T_free)
         b1, b2 = ep.nudges(sign_generator)
         rewind = rng.state_dict() if ep.shared_noise and rng is not None else None
-        hi = phase(free.final, ep.T_nudge, b1).average
+        hi = phase(free.final, ep.T_nudge, b1, free.carry).average
         if b2 == 0.0:
             lo = free.average
         else:
             if rewind is not None:
                 rng.load_state_dict(rewind)
-            lo = phase(free.final, ep.T_nudge, b2).average
+            lo = phase(free.final, ep.T_nudge, b2, free.carry).average
         grads = contrast_difference(master, x_master, hi, lo, b1 - b2)
         _write_grads(master, grads)
         dtype = x_master.dtype

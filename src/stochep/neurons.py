@@ -9,9 +9,16 @@ A neuron model is an object the dynamics (``dynamics.py``) ask four things of:
 - ``mean_field()``: the same model with spikes replaced by rates (Theorem 3.1), which the
   gradient checks, calibration and mean-field BPTT run.
 
-The paper's neuron, :class:`Neuron` (registered as ``hard-sigmoid``), is the only built-in one.
-Adding a model: subclass :class:`NeuronModel` in a new file and register it in ``NEURONS``; then
-``neuron: <name>`` in a config builds it (its ``from_config`` reads ``neuron_options``).
+A neuron with internal state across steps (membrane potential, filters, a step counter) is a
+:class:`StatefulNeuron`: instead of ``sample`` it has ``start``, ``emit`` and ``integrate``, and
+the dynamics thread its state through a phase and on into the nudged phases
+(``dynamics.step_stateful``).
+
+Built in: the paper's neuron :class:`Neuron` (``hard-sigmoid``), its rate model
+(``full-precision``), and the deterministic baselines of figure 3: ``lif`` (``lif.py``),
+``predictive-coding`` and ``sigma-delta`` (``sigma_delta.py``). Adding a model: subclass
+:class:`NeuronModel` in a new file and register it in ``NEURONS``; then ``neuron: <name>`` in a
+config builds it (its ``from_config`` reads ``neuron_options``).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ class NeuronModel:
     name = "neuron"
     low: float = 0.0
     high: float = 1.0
+    stateful = False  # True for a StatefulNeuron
 
     @classmethod
     def from_config(cls, cfg) -> NeuronModel:
@@ -128,3 +136,76 @@ class Neuron(NeuronModel):
             out.append(r + (s - r).detach() if r.requires_grad else s)
             k += n
         return out
+
+
+@NEURONS.register("full-precision")
+@dataclass(frozen=True)
+class FullPrecision(Neuron):
+    """Non-spiking EP (figure 3, Table 1): eq. 7 with ``B(rho(.))`` replaced by ``rho(.)``, i.e.
+    the hard-sigmoid neuron in mean-field mode, in training and evaluation."""
+
+    spikes: str = "rate"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.spikes != "rate":
+            raise ValueError(f"neuron 'full-precision' does not spike; spikes must be 'rate', "
+                             f"got {self.spikes!r}")
+
+    @classmethod
+    def from_config(cls, cfg) -> FullPrecision:
+        return cls(cfg.kappa, "rate", cfg.dt, **cfg.neuron_options)
+
+
+class StatefulNeuron(NeuronModel):
+    """A neuron with internal state (``carry``) that persists across steps and phases.
+
+    - ``start(states) -> carry``: the state at the start of a batch (its free phase);
+    - ``emit(states, carry, rng) -> (signals, carry)``: what each layer sends its neighbours
+      this step (spikes, or a decoded spike train);
+    - ``integrate(states, inputs, carry, lam) -> (states, carry)``: the new states from each
+      layer's input term ``inputs[i] = lam (gain drive_i - beta dL/dxi_i)``.
+
+    ``rate(xi)`` is what EP's contrasts read; ``mean_field()`` the hard-sigmoid rate model with
+    the same gain (gradient checks, calibration). A carry is never changed in place, so two
+    nudged phases can start from the same one.
+    """
+
+    stateful = True
+    kappa: float = 2.0
+
+    @property
+    def stochastic(self) -> bool:
+        return False
+
+    @property
+    def gain(self) -> float:
+        return self.kappa
+
+    @property
+    def high(self) -> float:
+        return 1.0 / self.kappa
+
+    def rate(self, xi: torch.Tensor) -> torch.Tensor:
+        return rho(xi, self.kappa)
+
+    def mean_field(self) -> Neuron:
+        return Neuron(self.kappa, "rate")
+
+    @classmethod
+    def from_config(cls, cfg) -> StatefulNeuron:
+        return cls(kappa=cfg.kappa, **cfg.neuron_options)
+
+    def sample(self, rates, rng):
+        raise ValueError(f"neuron {self.name!r} keeps internal state: it runs through "
+                         "Dynamics.relax (EP, evaluation), not the stateless step (BPTT)")
+
+    def start(self, states: list[torch.Tensor]):
+        raise NotImplementedError
+
+    def emit(self, states: list[torch.Tensor], carry, rng):
+        raise NotImplementedError
+
+    def integrate(self, states: list[torch.Tensor], inputs: list[torch.Tensor], carry,
+                  lam: float):
+        raise NotImplementedError
