@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from . import bptt, ep  # noqa: F401  (importing the built-in learning rules registers them)
+# importing the built-in learning rules registers them
+from . import bptt, ep, implicit  # noqa: F401
 from .costs import COSTS
 from .dynamics import Dynamics
 from .neurons import NEURONS
@@ -53,7 +54,8 @@ class Config:
     dt: float = 1.0
     lam: float = 0.5
     # learning rule (rules.py): "ep" (eq. 9/14/22), "bptt" (surrogate-gradient BPTT, same
-    # network) or any registered rule; rule_options are for registered rules' own settings
+    # network), "id" (implicit differentiation at the equilibrium, implicit.py) or any
+    # registered rule; rule_options are for registered rules' own settings
     algo: str = "ep"
     rule_options: dict = field(default_factory=dict)
     # overrides applied when algo == "bptt"; the defaults are tuned on digits (bptt.py): 91% val
@@ -67,6 +69,12 @@ class Config:
     bptt_loss_last: int = 1
     bptt_truncate: int = 0
     bptt_clip: float = 0.0
+    # implicit differentiation (implicit.py, algo "id"): at most id_iters vector-Jacobian
+    # products to solve the backward fixed point g = J^T g + dL/da to relative residual id_tol,
+    # damped by id_damping (1: plain iteration); its equilibrium is averaged over average_last
+    id_iters: int = 10
+    id_tol: float = 1e-4
+    id_damping: float = 1.0
     # EP (eq. 8, 9, 22). The defaults are the deep-net recipe (README "Deep nets"): state cost,
     # calibrated rates, three-phase with shared noise and averaged contrasts, AdamW + cosine.
     T_free: int = 30
@@ -127,12 +135,14 @@ class Config:
             raise ValueError(f"layers must be a list, got {self.layers!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        # the parts check their own settings; both built-in rules' settings are checked whatever
-        # algo is, so a bad value never waits for the day the other rule runs
-        self.neuron_model()
+        # the parts check their own settings; the built-in rules' settings are checked whatever
+        # algo is, so a bad value never waits for the day another rule runs
+        if self.neuron_model().stateful and self.algo == "bptt" and self.bptt_spikes == "same":
+            raise ValueError(f"neuron {self.neuron!r} keeps internal state, which BPTT does not "
+                             "unroll; use --algo ep, or bptt_spikes=rate (mean-field BPTT)")
         self.output_cost()
         self.rule()
-        for name in ("ep", "bptt"):
+        for name in ("ep", "bptt", "id"):
             if name != self.algo:
                 RULES[name].from_config(self)
         return self
@@ -140,7 +150,10 @@ class Config:
     # ---- the objects of a run -----------------------------------------------------------
     def neuron_model(self):
         """The neuron model ``neuron`` names (``neurons.NEURONS``)."""
-        return NEURONS[self.neuron].from_config(self)
+        try:
+            return NEURONS[self.neuron].from_config(self)
+        except TypeError as e:  # an option the model does not take
+            raise ValueError(f"neuron_options for neuron {self.neuron!r}: {e}") from None
 
     def output_cost(self):
         """The output cost ``cost`` names (``costs.COSTS``)."""
