@@ -124,6 +124,24 @@ def _add_diagnose(sub):
     p.add_argument("--json", help="write the report as JSON to this file ('-': stdout)")
 
 
+def _add_analyze(sub):
+    p = sub.add_parser("analyze", help="the paper's figures 3-6: stability, firing, "
+                       "error-signal, mean-field (JSON, and PNG with stochep[plot])")
+    p.add_argument("name", choices=("stability", "firing", "error-signal", "mean-field"))
+    p.add_argument("--preset", help="network and data (default: the embedded digits job; "
+                   "error-signal's figures use cifar10-5c)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", default="analysis", help="output folder (default: analysis)")
+    p.add_argument("--epochs", type=int, default=1,
+                   help="training epochs of the networks stability and firing train (default 1)")
+    p.add_argument("--train-subset", type=int, default=0,
+                   help="train on the first N training images (default: all)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="test samples analysed (default: 100; error-signal 128; mean-field 16)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+
+
 def _add_convert(sub):
     p = sub.add_parser("convert-checkpoint",
                        help="rewrite a checkpoint of an earlier version in the current format")
@@ -324,9 +342,33 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+DEFAULT_SAMPLES = {"stability": 100, "firing": 100, "error-signal": 128, "mean-field": 16}
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import ANALYSES, Setup
+
+    samples = DEFAULT_SAMPLES[args.name] if args.samples is None else args.samples
+    check_int_at_least("--samples", samples, 1)
+    check_int_at_least("--epochs", args.epochs, 1)
+    check_int_at_least("--train-subset", args.train_subset, 0)
+    setup = Setup.build(args.preset, args.data_dir, args.set, epochs=args.epochs,
+                        train_subset=args.train_subset, samples=samples)
+    result = ANALYSES[args.name](setup, args.out)
+    summary = {k: v for k, v in result.items() if k not in ("steps", "files")}
+    for key in ("models", "kappa", "n_perclass"):  # drop the bulky per-item arrays
+        if key in summary:
+            summary[key] = {k: {m: n for m, n in v.items() if m != "raster"}
+                            for k, v in summary[key].items()}
+    print(json.dumps(summary, indent=1))
+    print("wrote " + ", ".join(result["files"]))
+    return 0
+
+
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
-            "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose}
+            "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
+            "analyze": cmd_analyze}
 
 
 def main(argv=None) -> int:
@@ -340,6 +382,7 @@ def main(argv=None) -> int:
     _add_energy(sub)
     _add_convert(sub)
     _add_diagnose(sub)
+    _add_analyze(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
