@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 # importing the built-in learning rules registers them
-from . import bptt, ep, implicit  # noqa: F401
+from . import bptt, ep, fa, implicit  # noqa: F401  (they register their rules)
 from .costs import COSTS
 from .dynamics import Dynamics
+from .frames import FRAME_UPDATES, check_gamma
 from .neurons import NEURONS
 from .rules import RULES
 from .validation import check_choice, check_int_at_least, check_positive, check_unit_interval
@@ -83,6 +84,10 @@ class Config:
     estimator: str = "three-phase"
     average_last: int = 10  # EP contrast from the mean state of each phase's last k steps
     shared_noise: bool = True  # three-phase: the -beta phase replays the +beta spikes
+    # frame sequences (event data, frames.py): warm start xi^{tau+1,0} = gamma xi^{tau,*} (eq. 18)
+    # and one optimizer step per batch ("sample") or per frame ("frame")
+    gamma: float = 0.3
+    frame_update: str = "sample"
     cost: str = "state"  # output cost (costs.py): "state" (paper, eq. 8) or "rate"
     calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
@@ -128,6 +133,8 @@ class Config:
                              f"got {self.augment!r}, {self.augment_flip!r}")
         check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
+        check_gamma(self.gamma)
+        check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         if self.weight_decay < 0 or self.momentum < 0:
             raise ValueError("weight_decay and momentum must be >= 0")

@@ -5,12 +5,15 @@ A rule is built from the run config and the run's random streams, and has one me
     rule = RULES[cfg.algo].from_config(cfg, streams)
     result = rule.gradients(net, x, y)     # writes p.grad for every parameter
 
-so any ``torch.optim`` optimizer applies the update. ``rule.infer(net, x, dynamics, steps, rng)``
-gives the states a prediction is read from; by default the free phase (a rule that trains a
-different computation, e.g. a feedforward pass, overrides it so evaluation matches training). The built-in rules are EP (``ep.py``,
-eq. 9/14/22) and surrogate-gradient BPTT (``bptt.py``). Adding one: subclass
-:class:`LearningRule` in a new file and decorate it with ``@RULES.register("name")``; then
-``--algo name`` trains with it and ``stochep memory`` measures it.
+so any ``torch.optim`` optimizer applies the update. ``rule.infer(net, x, dynamics, steps,
+rng)`` gives the states a prediction is read from and ``rule.predict(...)`` the classes; by
+default the free phase (a rule that trains a different computation, e.g. a feedforward pass,
+overrides them so evaluation matches training; ``frames.FrameSequence`` sums over frames).
+
+The built-in rules are EP (``ep.py``, eq. 9/14/22), surrogate-gradient BPTT (``bptt.py``),
+feedback alignment (``fa.py``) and implicit differentiation (``implicit.py``). Adding one:
+subclass :class:`LearningRule` in a new file and decorate it with ``@RULES.register("name")``;
+then ``--algo name`` trains with it and ``stochep memory`` measures it.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class StepResult:
     free: list[torch.Tensor]  # states the prediction is read from (the free equilibrium)
     loss: torch.Tensor  # per-sample cost at ``free``
     nudged: list[torch.Tensor] | None = None  # first nudged phase's contrast state, if any
+    scores: torch.Tensor | None = None  # class scores to predict from (default: of free[-1])
 
 
 class LearningRule:
@@ -51,3 +55,7 @@ class LearningRule:
     def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> list[torch.Tensor]:
         """States the prediction for ``x`` is read from: the free phase's final states."""
         return dynamics.relax(net, x, net.zero_states(len(x), x.dtype), steps, rng).final
+
+    def predict(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> torch.Tensor:
+        """Predicted classes for ``x``: the readout of :meth:`infer`'s output states."""
+        return net.predict(self.infer(net, x, dynamics, steps, rng)[-1])

@@ -179,7 +179,8 @@ class Trainer:
             n = len(y)
             seen += n
             tot_loss += loss.sum().item()
-            tot_correct += (net.predict(free[-1]) == y).sum().item()
+            pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
+            tot_correct += (pred == y).sum().item()
             activity.add(layer_activity(net, free), _step_ratios(net, before), n,
                          None if nudged is None else layer_activity(net, nudged))
             bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
@@ -210,8 +211,8 @@ class Trainer:
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self.inputs(x[i:i + batch_size])
-            states = self.rule.infer(self.net, xb, self.dynamics, self.cfg.T_free, rng)
-            correct += (self.net.predict(states[-1]).cpu() == y[i:i + batch_size]).sum().item()
+            pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng)
+            correct += (pred.cpu() == y[i:i + batch_size]).sum().item()
         return correct / len(y)
 
     # ---- checkpoints --------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""Temporal EP on frame sequences (appendix A, eq. 18): warm starts, updates, prediction."""
+import pytest
+import torch
+
+from stochep.dynamics import Dynamics
+from stochep.ep import EP
+from stochep.frames import FrameSequence
+from stochep.network import EPNetwork
+from stochep.neurons import Neuron
+from stochep.rng import Streams
+from stochep.rules import StepResult
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return EPNetwork.fc([12, 16], n_classes=3, n_perclass=2, neuron=Neuron(spikes="bernoulli"),
+                        init_scale=1.0)
+
+
+def _ep(seed=0):
+    return EP(beta=0.3, T_free=12, T_nudge=4, estimator="three-phase", average_last=3,
+              shared_noise=True, dynamics=Dynamics(), streams=Streams(seed))
+
+
+def _grads(net):
+    return [p.grad.clone() for p in net.parameters()]
+
+
+def test_one_frame_with_gamma_0_is_static_ep():
+    x, y = torch.rand(5, 12), torch.tensor([0, 1, 2, 0, 1])
+    net = _net()
+    static = _ep().gradients(net, x, y)
+    g_static = _grads(net)
+    temporal = FrameSequence(_ep(), gamma=0.0).gradients(net, x[:, None], y)
+    assert all(torch.equal(a, b) for a, b in zip(g_static, _grads(net)))
+    assert torch.equal(temporal.free[-1], static.free[-1])
+    assert torch.equal(temporal.scores.argmax(1), net.predict(static.free[-1]))
+
+
+class Spy:
+    """A rule that records the initial states it is given (and returns fixed free states)."""
+
+    def __init__(self, net):
+        self.net, self.inits, self.calls = net, [], 0
+
+    def gradients(self, net, x, y, init=None):
+        self.inits.append(init)
+        self.calls += 1
+        for p in net.parameters():
+            p.grad = torch.full_like(p, float(self.calls))
+        free = [torch.full((len(x), *s), 0.1 * self.calls) for s in net.layer_shapes]
+        return StepResult(free=free, loss=torch.zeros(len(x)))
+
+
+def test_warm_start_is_gamma_times_the_previous_free_equilibrium():
+    net = _net()
+    x, y = torch.rand(4, 3, 12), torch.tensor([0, 1, 2, 0])
+    spy = Spy(net)
+    FrameSequence(spy, gamma=0.5).gradients(net, x, y)
+    assert spy.inits[0] is None  # the first frame starts from zero
+    assert torch.allclose(spy.inits[1][0], torch.full((4, 16), 0.05))  # 0.5 * 0.1
+    assert torch.allclose(spy.inits[2][-1], torch.full((4, 6), 0.1))  # 0.5 * 0.2
+    for p in net.parameters():  # "sample": the mean of the frames' gradients (1, 2, 3)
+        assert torch.allclose(p.grad, torch.full_like(p, 2.0))
+
+
+def test_gamma_1_on_identical_frames_starts_the_second_frame_at_the_first_equilibrium():
+    net = _net()
+    x1 = torch.rand(4, 12)
+    x, y = torch.stack([x1, x1], 1), torch.tensor([0, 1, 2, 0])
+    spy_ep = _ep()
+    inits = []
+
+    class Recording:
+        def gradients(self, net, x, y, init=None):
+            inits.append(init)
+            res = spy_ep.gradients(net, x, y, init=init)
+            inits.append(res.free)
+            return res
+
+    FrameSequence(Recording(), gamma=1.0).gradients(net, x, y)
+    first_free, second_init = inits[1], inits[2]
+    assert all(torch.equal(a, b) for a, b in zip(first_free, second_init))
+
+
+def test_frame_update_steps_the_optimizer_between_frames():
+    net = _net()
+    x, y = torch.rand(4, 3, 12), torch.tensor([0, 1, 2, 0])
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in net.parameters()]
+    FrameSequence(Spy(net), gamma=0.3, frame_update="frame").gradients(net, x, y, optimizer=opt)
+    # two steps inside (after frames 1 and 2: grads 1 then 2); the last frame's grad (3) is left
+    for b, p in zip(before, net.parameters()):
+        assert torch.allclose(p.detach(), b - 0.1 * (1 + 2), atol=1e-6)
+        assert torch.allclose(p.grad, torch.full_like(p, 3.0))
+
+
+def test_prediction_sums_output_rates_over_frames():
+    net = _net()
+    torch.manual_seed(1)
+    x = torch.rand(6, 4, 12)
+    fs = FrameSequence(_ep(), gamma=0.3)
+    dyn = Dynamics()
+    pred = fs.predict(net, x, dyn, 12, Streams(3).spike)
+    # by hand: the same free phases, warm-started, class scores summed over the frames
+    rng, state, total = Streams(3).spike, net.zero_states(6), 0.0
+    for t in range(4):
+        free = dyn.relax(net, x[:, t], state, 12, rng).final
+        total = total + net.class_scores(free[-1])
+        state = [0.3 * s for s in free]
+    assert torch.equal(pred, total.argmax(1))
+
+
+def test_bad_frame_options_are_clear_errors():
+    with pytest.raises(ValueError, match="gamma"):
+        FrameSequence(_ep(), gamma=1.5)
+    with pytest.raises(ValueError, match="frame_update"):
+        FrameSequence(_ep(), frame_update="epoch")
+    with pytest.raises(ValueError, match=r"\[batch, frames"):
+        FrameSequence(_ep()).gradients(_net(), torch.rand(4, 12), torch.tensor([0, 1, 2, 0]))
