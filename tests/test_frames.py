@@ -118,3 +118,49 @@ def test_bad_frame_options_are_clear_errors():
         FrameSequence(_ep(), frame_update="epoch")
     with pytest.raises(ValueError, match=r"\[batch, frames"):
         FrameSequence(_ep()).gradients(_net(), torch.rand(4, 12), torch.tensor([0, 1, 2, 0]))
+
+
+# ---- the whole pipeline on event data ---------------------------------------------------------
+def test_gradcheck_passes_on_a_tiny_3c_shaped_net_fed_one_frame():
+    from stochep.config import Config
+    from stochep.gradcheck import compare_ep_bptt
+    from stochep.models import build_network
+    from stochep.presets import load_preset
+
+    cfg = load_preset("dvsgesture-3c")[0]
+    cfg.apply_overrides(["layers=[{conv: 2, kernel: 5, padding: 1, pool: 2}, "
+                         "{conv: 3, kernel: 3, padding: 1, pool: 2}, "
+                         "{conv: 4, kernel: 3, padding: 1, pool: 2}]", "n_perclass=2",
+                         "init_scale=0.5"])
+    net = build_network(Config.from_dict(cfg.to_dict()), (60, 2, 16, 16), 11)
+    assert net.input_shape == (2, 16, 16)  # the network sees one frame
+    torch.manual_seed(0)
+    frame = torch.rand(3, 2, 16, 16)
+    rows = compare_ep_bptt(net, frame, torch.tensor([0, 5, 10]), T_free=120, T_nudge=120)
+    assert min(r["cosine"] for r in rows) > 0.99
+
+
+def test_trainer_runs_temporal_ep_on_tonic_layout_recordings(tmp_path, monkeypatch):
+    from test_events import write_tonic
+
+    from stochep.config import Config
+    from stochep.train import Trainer
+
+    monkeypatch.setenv("STOCHEP_CACHE", str(tmp_path / "cache"))
+    write_tonic(tmp_path / "data")
+    cfg = Config(dataset="dvsgesture", data_dir=str(tmp_path / "data"),
+                 data_options={"n_frames": 3, "size": 8}, val_fraction=0.0,
+                 layers=[{"conv": 2, "kernel": 3, "padding": 1, "pool": 2}], n_perclass=2,
+                 T_free=6, T_nudge=2, average_last=2, batch_size=2, epochs=1, gamma=0.3)
+    data = cfg.load_data()
+    assert data.x_train.shape == (5, 3, 2, 8, 8)
+    tr = Trainer(cfg, data, str(tmp_path / "run"), progress=False)
+    assert isinstance(tr.rule, FrameSequence) and tr.net.input_shape == (2, 8, 8)
+    before = [p.detach().clone() for p in tr.net.parameters()]
+    summary = tr.fit()
+    assert 0 <= summary["test_accuracy"] <= 1 and len(tr.history) == 1
+    assert any(not torch.equal(b, p) for b, p in zip(before, tr.net.parameters()))
+    static = Config.from_dict({**cfg.to_dict(), "data_options": {"n_frames": 3, "size": 8,
+                                                                 "static": True}}).load_data()
+    assert static.x_train.shape == (5, 1, 2, 8, 8)
+    assert torch.allclose(static.x_train[:, 0].flatten(1).amax(1), torch.ones(5))

@@ -177,7 +177,6 @@ def _run_dir(args, cfg: Config) -> str:
 
 
 def cmd_train(args) -> int:
-    from .data import load_dataset
     from .train import Trainer
 
     if args.resume:
@@ -194,7 +193,7 @@ def cmd_train(args) -> int:
             raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
                               "or choose another --out")
         kw = {"download": True} if args.download else {}
-        data = load_dataset(cfg.dataset, cfg.data_dir, **kw)
+        data = cfg.load_data(**kw)
         trainer = Trainer(cfg, data, out, progress=not args.no_progress)
     print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
@@ -312,7 +311,6 @@ def cmd_energy(args) -> int:
 def cmd_diagnose(args) -> int:
     import torch
 
-    from .data import load_dataset
     from .diagnostics import diagnose, format_report
     from .ep import EP
     from .presets import load_preset
@@ -328,7 +326,7 @@ def cmd_diagnose(args) -> int:
         if args.data_dir:
             cfg.data_dir = args.data_dir
         cfg.apply_overrides(args.set).validate()
-        trainer = Trainer(cfg, load_dataset(cfg.dataset, cfg.data_dir), progress=False)
+        trainer = Trainer(cfg, cfg.load_data(), progress=False)
     c = trainer.cfg
     x = trainer.inputs(trainer.data.x_train[:args.batch])
     rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),

@@ -35,6 +35,7 @@ class Config:
     # data
     dataset: str = "digits"
     data_dir: str | None = None
+    data_options: dict = field(default_factory=dict)  # the loader's own settings (e.g. n_frames)
     # random crop after zero padding by augment_pad pixels (+ horizontal flip), for images
     augment: bool = False
     augment_pad: int = 4
@@ -155,6 +156,14 @@ class Config:
         return self
 
     # ---- the objects of a run -----------------------------------------------------------
+    def load_data(self, data_dir: str | None = None, **kw):
+        """The dataset ``dataset`` names, from ``data_dir`` (default: the config's), with the
+        loader settings ``data_options`` (and ``kw``)."""
+        from .data import load_dataset
+        if not isinstance(self.data_options, dict):
+            raise ValueError(f"data_options must be a mapping, got {self.data_options!r}")
+        return load_dataset(self.dataset, data_dir or self.data_dir, **self.data_options, **kw)
+
     def neuron_model(self):
         """The neuron model ``neuron`` names (``neurons.NEURONS``)."""
         try:

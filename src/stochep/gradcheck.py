@@ -62,7 +62,6 @@ def preset_network(preset: str, narrow: int = 1, n_perclass: int = 2, seed: int 
                    data_dir: str | None = None):
     """A preset's network with every width and channel count divided by ``narrow``, and its
     dataset."""
-    from .data import load_dataset
     from .models import build_network
     from .presets import load_preset
 
@@ -72,5 +71,5 @@ def preset_network(preset: str, narrow: int = 1, n_perclass: int = 2, seed: int 
                         for k, v in spec.items()}
                   for spec in cfg.layers]
     cfg.n_perclass, cfg.seed = n_perclass, seed
-    data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+    data = cfg.load_data(data_dir)
     return build_network(cfg, data.input_shape, data.n_classes, data.embedding), data

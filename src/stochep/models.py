@@ -11,6 +11,13 @@ CONV_KEYS = {"conv": None, "kernel": 3, "stride": 1, "padding": 0, "pool": 1, "p
 IMAGE_SHAPES = {784: (1, 28, 28)}  # flat datasets that conv layers may read as images
 
 
+def frame_shape(input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape the network sees: one frame ``(C, H, W)`` of a 4-D ``(T, C, H, W)`` sequence,
+    any other shape unchanged."""
+    shape = tuple(input_shape)
+    return shape[1:] if len(shape) == 4 else shape
+
+
 def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
     """``(C, H, W)`` for conv layers: 3-D shapes pass, a flat 784 (MNIST) becomes (1, 28, 28)."""
     shape = tuple(input_shape)
@@ -72,12 +79,14 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
 
     Conv layers need an image input: a 3-D ``input_shape`` ``(C, H, W)``, or a flat 784 read as
     ``(1, 28, 28)`` (the network's ``input_shape`` is then 3-D, so batches must be reshaped). A
-    conv layer cannot follow a dense layer. The output layer (``n_classes * n_perclass``
+    conv layer cannot follow a dense layer. A 4-D ``input_shape`` ``(T, C, H, W)`` is a sequence of
+    frames (event data): the network sees one frame ``(C, H, W)`` (``frames.py`` runs the
+    sequence). The output layer (``n_classes * n_perclass``
     neurons) is appended as a dense readout, flattening whatever is below. Weights are drawn
     from a generator seeded by ``cfg.seed``; global RNG state is untouched.
     """
     neuron = cfg.neuron_model()
-    shape = tuple(input_shape)
+    shape = frame_shape(input_shape)
     layers = list(cfg.layers)
     if layers and isinstance(layers[0], dict) and "attention" not in layers[0]:
         shape = image_shape(shape)

@@ -225,7 +225,7 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
                n_samples: int = 128, snn_outputs: int = 700, fp_outputs: int = 10) -> dict:
     """``stochep energy``: build (or load) the network, measure or take the rates, report."""
     from .checkpoint import load_model_state
-    from .data import SHAPES, load_dataset
+    from .data import SHAPES
     from .models import build_network
     from .rng import SpikeRNG
     from .validation import check_int_at_least
@@ -237,7 +237,7 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
     elif rates is not None and cfg.dataset in SHAPES:
         input_shape, n_classes = SHAPES[cfg.dataset]
     else:
-        data = load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+        data = cfg.load_data(data_dir)
         input_shape, n_classes = data.input_shape, data.n_classes
     embedding = (checkpoint["model"].get("interactions.0.embedding") if checkpoint is not None
                  else getattr(data, "embedding", None))
@@ -248,7 +248,7 @@ def run_energy(cfg, checkpoint: dict | None = None, data_dir: str | None = None,
     if rates is not None:
         source = "given (--rates)"
     else:
-        data = data or load_dataset(cfg.dataset, data_dir or cfg.data_dir)
+        data = data or cfg.load_data(data_dir)
         x = data.x_test[:n_samples]
         x = x.reshape(len(x), *net.input_shape).to(net.interactions[0].weight.dtype)
         rates = measure_firing_rates(net, x, data.y_test[:n_samples], cfg.T_free, cfg.T_nudge,

@@ -29,6 +29,7 @@ from .data import Dataset
 from .data.augment import augment_batch
 from .data.split import split_validation
 from .diagnostics import activity_warnings, layer_activity
+from .frames import FrameSequence
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
 from .rng import SpikeRNG, Streams
@@ -110,11 +111,14 @@ class Trainer:
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes,
                                  data.embedding).to(self.device)
+        self.frames = len(data.input_shape) == 4  # a sequence of frames (event data)
         if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
-            calibrate_rates(self.net, self.inputs(self.data.x_train[:cfg.calibrate_batch]),
+            calibrate_rates(self.net, self._calibration_inputs(cfg.calibrate_batch),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
         self.streams = Streams(cfg.seed, self.device)
         self.rule = cfg.rule(self.streams)
+        if self.frames:  # temporal EP: the rule frame by frame, warm-started (eq. 18)
+            self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update)
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or cfg.dynamics()
         self.opt = make_optimizer(cfg, self.net)
@@ -133,8 +137,6 @@ class Trainer:
                         progress: bool = False) -> Trainer:
         """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
         and ``--set`` style ``overrides``; it continues bit-exactly."""
-        from .data import load_dataset
-
         ck = load_checkpoint(path)
         cfg = Config.from_dict(ck["config"])
         for key, val in (("epochs", epochs), ("data_dir", data_dir)):
@@ -142,8 +144,7 @@ class Trainer:
                 cfg.set(key, val)
         cfg.apply_overrides(list(overrides)).validate()
         check_device(cfg.resolved().device)
-        tr = cls(cfg, load_dataset(cfg.dataset, cfg.data_dir), out_dir, progress,
-                 calibrate=False)
+        tr = cls(cfg, cfg.load_data(), out_dir, progress, calibrate=False)
         tr.load_state_dict(ck)
         return tr
 
@@ -171,7 +172,8 @@ class Trainer:
                 img = x.reshape(len(x), *image_shape(self.data.input_shape))
                 x = augment_batch(img, self.streams.data, cfg.augment_pad,
                                   cfg.augment_flip).reshape(x.shape)
-            res = self.rule.gradients(net, x, y)
+            res = (self.rule.gradients(net, x, y, optimizer=self.opt) if self.frames
+                   else self.rule.gradients(net, x, y))
             free, loss, nudged = res.free, res.loss, res.nudged
             self._check_finite(free, b)
             before = [p.detach().clone() for p in net.parameters()]
@@ -191,8 +193,19 @@ class Trainer:
                           activity.summary())
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv), on device."""
-        return x.reshape(len(x), *self.net.input_shape).to(self.device)
+        """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv; frame
+        sequences ``[B, T, *frame]``), on device."""
+        lead = (len(x), x.shape[1]) if self.frames else (len(x),)
+        return x.reshape(*lead, *self.net.input_shape).to(self.device)
+
+    def _calibration_inputs(self, n: int) -> torch.Tensor:
+        """``n`` training inputs to calibrate on; for frame sequences frame ``i mod T`` of
+        sample ``i``, so the batch spans the whole recording."""
+        x = self.inputs(self.data.x_train[:n])
+        if not self.frames:
+            return x
+        idx = torch.arange(len(x))
+        return x[idx, idx % x.shape[1]]
 
     def _check_finite(self, states, batch: int) -> None:
         where = f"epoch {self.epoch + 1}, batch {batch + 1}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import Config
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..presets import load_preset
 from ..rng import SpikeRNG
 from ..train import Trainer
@@ -34,7 +34,7 @@ class Setup:
         if data_dir:
             cfg.data_dir = data_dir
         cfg.apply_overrides(list(overrides)).validate()
-        return cls(cfg, load_dataset(cfg.dataset, cfg.data_dir), **kw)
+        return cls(cfg, cfg.load_data(), **kw)
 
     def config(self, **changes) -> Config:
         """This setup's config with ``changes`` (a copy)."""

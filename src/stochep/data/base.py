@@ -57,9 +57,28 @@ def _imdb(data_dir=None, **kw):
     return load_imdb(data_dir, **kw)
 
 
+def _frames(load, data_dir, static: bool = False, **kw):
+    """A frame dataset; ``static=True``: its frames summed into one (``events.summed``)."""
+    from .events import summed
+    if not isinstance(static, bool):
+        raise DataError(f"static must be true or false, got {static!r}")
+    ds = load(data_dir, **kw)
+    return summed(ds) if static else ds
+
+
+def _dvsgesture(data_dir=None, **kw):
+    from .dvsgesture import load_dvsgesture
+    return _frames(load_dvsgesture, data_dir, **kw)
+
+
+def _event_mnist(data_dir=None, **kw):
+    from .event_mnist import load_event_mnist
+    return _frames(load_event_mnist, data_dir, **kw)
+
+
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist, "cifar10": _cifar10,
-    "imdb": _imdb,
+    "imdb": _imdb, "dvsgesture": _dvsgesture, "event-mnist": _event_mnist,
 }
 
 
@@ -68,6 +87,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "digits": ((64,), 10), "mnist": ((784,), 10), "fashion-mnist": ((784,), 10),
     "cifar10": ((3, 32, 32), 10), "imdb": ((256,), 2),
+    # Event streams: [n_frames, polarity, H, W] at the loaders' defaults.
+    "dvsgesture": ((60, 2, 32, 32), 11), "event-mnist": ((10, 2, 32, 32), 10),
 }
 
 
