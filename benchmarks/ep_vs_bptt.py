@@ -13,7 +13,6 @@ import sys
 from common import data_dir, print_table, write_json
 
 from stochep.config import Config
-from stochep.data import load_dataset
 from stochep.presets import load_preset
 from stochep.train import Trainer
 
@@ -36,7 +35,7 @@ def main(argv=None) -> int:
         if algo == "bptt":
             cfg.bptt = {**cfg.bptt, **Config().apply_overrides(args.bptt_set).diff()}
         cfg.validate()
-        data = load_dataset(cfg.dataset, cfg.data_dir)
+        data = cfg.load_data()
         if args.train_subset:
             data.x_train = data.x_train[:args.train_subset]
             data.y_train = data.y_train[:args.train_subset]

@@ -15,7 +15,7 @@ import time
 
 from common import data_dir, print_table, write_json
 
-from stochep.data import Dataset, load_dataset
+from stochep.data import Dataset
 from stochep.presets import load_preset
 from stochep.train import Trainer
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cfg, _ = load_preset(args.preset)
     cfg.data_dir = data_dir(cfg.dataset)
-    full = load_dataset(cfg.dataset, cfg.data_dir)
+    full = cfg.load_data()
     n = args.train_subset or len(full.y_train)
     data = Dataset(full.name, full.x_train[:n], full.y_train[:n], full.x_test, full.y_test,
                    full.n_classes, full.embedding)

@@ -17,7 +17,6 @@ import time
 
 from common import RESULTS, data_dir, print_table, write_json
 
-from stochep.data import load_dataset
 from stochep.diagnostics import diagnose
 from stochep.ep import EP
 from stochep.presets import load_preset
@@ -70,7 +69,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cfg, _ = load_preset(args.model)
     cfg.data_dir = data_dir(cfg.dataset)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    data = cfg.load_data()
     data.x_train = data.x_train[:args.train_subset]
     data.y_train = data.y_train[:args.train_subset]
     results = []

@@ -15,7 +15,6 @@ import time
 
 from common import data_dir, write_json
 
-from stochep.data import load_dataset
 from stochep.presets import load_preset
 from stochep.train import Trainer
 
@@ -35,7 +34,7 @@ def main(argv=None) -> int:
     cfg.apply_overrides(args.set).validate()
     name = args.model + args.tag
     out = args.out or os.path.join(os.path.dirname(__file__), "results", "runs", name)
-    data = load_dataset(cfg.dataset, cfg.data_dir)
+    data = cfg.load_data()
     if args.train_subset:
         data.x_train = data.x_train[:args.train_subset]
         data.y_train = data.y_train[:args.train_subset]
