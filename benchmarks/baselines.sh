@@ -18,4 +18,5 @@ for algo in fa id ep; do
 done
 stochep analyze firing --preset mnist-1fc --data-dir "$MNIST" --train-subset 10000 --out $FIG
 stochep analyze mean-field --preset mnist-1fc --data-dir "$MNIST" --out $FIG
-stochep analyze error-signal --preset cifar10-5c --set "$REDUCED" --set T_free=100 --out $FIG
+stochep analyze error-signal --preset cifar10-5c --data-dir "${STOCHEP_CIFAR10_DIR:-/tmp/cifar10}" \
+  --set "$REDUCED" --set T_free=100 --out $FIG
