@@ -73,9 +73,27 @@ class NeuronModel:
         return v.clamp_(self.low, self.high)
 
 
+class HardSigmoidRate(NeuronModel):
+    """The rate ``rho(xi) = clamp(kappa xi, 0, 1)`` (eq. 2) of a model with a ``kappa``: gain
+    ``kappa`` inside the state box ``[0, 1/kappa]``."""
+
+    kappa: float = 2.0
+
+    @property
+    def gain(self) -> float:
+        return self.kappa
+
+    @property
+    def high(self) -> float:
+        return 1.0 / self.kappa
+
+    def rate(self, xi: torch.Tensor) -> torch.Tensor:
+        return rho(xi, self.kappa)
+
+
 @NEURONS.register("hard-sigmoid")
 @dataclass(frozen=True)
-class Neuron(NeuronModel):
+class Neuron(HardSigmoidRate):
     """The paper's stochastic neuron: hard-sigmoid rate, sampled spikes.
 
     kappa: gain of the hard sigmoid (eq. 2); states live in ``[0, 1/kappa]``.
@@ -99,17 +117,6 @@ class Neuron(NeuronModel):
     @property
     def stochastic(self) -> bool:
         return self.spikes != "rate"
-
-    @property
-    def gain(self) -> float:
-        return self.kappa
-
-    @property
-    def high(self) -> float:
-        return 1.0 / self.kappa
-
-    def rate(self, xi: torch.Tensor) -> torch.Tensor:
-        return rho(xi, self.kappa)
 
     def mean_field(self) -> Neuron:
         return replace(self, spikes="rate")
@@ -157,7 +164,7 @@ class FullPrecision(Neuron):
         return cls(cfg.kappa, "rate", cfg.dt, **cfg.neuron_options)
 
 
-class StatefulNeuron(NeuronModel):
+class StatefulNeuron(HardSigmoidRate):
     """A neuron with internal state (``carry``) that persists across steps and phases.
 
     - ``start(states) -> carry``: the state at the start of a batch (its free phase);
@@ -172,22 +179,10 @@ class StatefulNeuron(NeuronModel):
     """
 
     stateful = True
-    kappa: float = 2.0
 
     @property
     def stochastic(self) -> bool:
         return False
-
-    @property
-    def gain(self) -> float:
-        return self.kappa
-
-    @property
-    def high(self) -> float:
-        return 1.0 / self.kappa
-
-    def rate(self, xi: torch.Tensor) -> torch.Tensor:
-        return rho(xi, self.kappa)
 
     def mean_field(self) -> Neuron:
         return Neuron(self.kappa, "rate")
