@@ -328,7 +328,7 @@ def cmd_diagnose(args) -> int:
         cfg.apply_overrides(args.set).validate()
         trainer = Trainer(cfg, cfg.load_data(), progress=False)
     c = trainer.cfg
-    x = trainer.inputs(trainer.data.x_train[:args.batch])
+    x = trainer.network_inputs(args.batch)
     rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
                    args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64)
     rep.update(preset=c.preset, checkpoint=args.checkpoint, batch=args.batch,

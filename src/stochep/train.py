@@ -113,7 +113,7 @@ class Trainer:
                                  data.embedding).to(self.device)
         self.frames = len(data.input_shape) == 4  # a sequence of frames (event data)
         if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
-            calibrate_rates(self.net, self._calibration_inputs(cfg.calibrate_batch),
+            calibrate_rates(self.net, self.network_inputs(cfg.calibrate_batch),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
         self.streams = Streams(cfg.seed, self.device)
         self.rule = cfg.rule(self.streams)
@@ -198,9 +198,9 @@ class Trainer:
         lead = (len(x), x.shape[1]) if self.frames else (len(x),)
         return x.reshape(*lead, *self.net.input_shape).to(self.device)
 
-    def _calibration_inputs(self, n: int) -> torch.Tensor:
-        """``n`` training inputs to calibrate on; for frame sequences frame ``i mod T`` of
-        sample ``i``, so the batch spans the whole recording."""
+    def network_inputs(self, n: int) -> torch.Tensor:
+        """The first ``n`` training inputs as the network sees them (calibration, diagnose):
+        for frame sequences frame ``i mod T`` of sample ``i``, spanning the whole recording."""
         x = self.inputs(self.data.x_train[:n])
         if not self.frames:
             return x
