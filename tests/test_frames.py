@@ -164,3 +164,37 @@ def test_trainer_runs_temporal_ep_on_tonic_layout_recordings(tmp_path, monkeypat
                                                                  "static": True}}).load_data()
     assert static.x_train.shape == (5, 1, 2, 8, 8)
     assert torch.allclose(static.x_train[:, 0].flatten(1).amax(1), torch.ones(5))
+
+
+def test_frames_after_the_first_use_the_shorter_warm_phases():
+    net = _net()
+    x, y = torch.rand(4, 3, 12), torch.tensor([0, 1, 2, 0])
+    first, later = Spy(net), Spy(net)
+    FrameSequence(first, gamma=0.3, warm_rule=later).gradients(net, x, y)
+    assert first.calls == 1 and later.calls == 2
+    steps = []
+
+    class Counting(Dynamics):
+        def relax(self, net, x, init, n, *a, **k):
+            steps.append(n)
+            return super().relax(net, x, init, n, *a, **k)
+
+    FrameSequence(_ep(), warm_steps=5).predict(net, x, Counting(), 12, Streams(0).spike)
+    assert steps == [12, 5, 5]
+
+
+def test_trainer_builds_the_warm_rule_from_T_free_warm(tmp_path, monkeypatch):
+    from test_events import write_tonic
+
+    from stochep.config import Config
+    from stochep.train import Trainer
+
+    monkeypatch.setenv("STOCHEP_CACHE", str(tmp_path / "cache"))
+    write_tonic(tmp_path / "data")
+    cfg = Config(dataset="dvsgesture", data_dir=str(tmp_path / "data"),
+                 data_options={"n_frames": 2, "size": 8}, layers=[8], n_perclass=2,
+                 T_free=6, T_nudge=2, average_last=2, T_free_warm=3)
+    tr = Trainer(cfg, cfg.load_data(), progress=False)
+    assert tr.rule.rule.T_free == 6 and tr.rule.warm_rule.T_free == 3 and tr.rule.warm_steps == 3
+    with pytest.raises(ValueError, match="T_free_warm"):
+        Config(T_free_warm=-1).validate()

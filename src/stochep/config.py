@@ -89,6 +89,7 @@ class Config:
     # and one optimizer step per batch ("sample") or per frame ("frame")
     gamma: float = 0.3
     frame_update: str = "sample"
+    T_free_warm: int = 0  # free-phase steps of the frames after the first (0: T_free)
     cost: str = "state"  # output cost (costs.py): "state" (paper, eq. 8) or "rate"
     calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
@@ -135,6 +136,7 @@ class Config:
         check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_gamma(self.gamma)
+        check_int_at_least("T_free_warm", self.T_free_warm, 0)
         check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         if self.weight_decay < 0 or self.momentum < 0:

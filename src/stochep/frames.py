@@ -14,6 +14,10 @@ Two ways to apply the updates (``frame_update``):
 
 The prediction (training and evaluation) is the class whose output group has the largest rate
 summed over the frames' free equilibria; evaluation runs free phases only.
+
+A warm-started frame starts near its equilibrium, so its phases can be shorter: ``T_free_warm``
+(config; 0 keeps ``T_free``) sets the free phase of every frame after the first (``warm_rule``
+and ``warm_steps`` here).
 """
 from __future__ import annotations
 
@@ -44,6 +48,8 @@ class FrameSequence(LearningRule):
     rule: LearningRule
     gamma: float = 0.3
     frame_update: str = "sample"
+    warm_rule: LearningRule | None = None  # the rule for frames after the first (shorter phases)
+    warm_steps: int | None = None  # evaluation's free-phase steps after the first frame
 
     def __post_init__(self):
         check_gamma(self.gamma)
@@ -62,7 +68,8 @@ class FrameSequence(LearningRule):
         total = [torch.zeros_like(p) for p in params] if self.frame_update == "sample" else None
         scores, loss, state = 0.0, 0.0, init
         for t in range(n):
-            res = self.rule.gradients(net, x[:, t], y, init=state)
+            rule = self.rule if t == 0 or self.warm_rule is None else self.warm_rule
+            res = rule.gradients(net, x[:, t], y, init=state)
             scores = scores + net.class_scores(res.free[-1])
             loss = loss + res.loss
             state = _warm(res.free, self.gamma)
@@ -88,7 +95,8 @@ class FrameSequence(LearningRule):
         for t in range(x.shape[1]):
             frame = x[:, t]
             start = net.zero_states(len(frame), frame.dtype) if state is None else state
-            free = dynamics.relax(net, frame, start, steps, rng).final
+            n = steps if state is None or self.warm_steps is None else self.warm_steps
+            free = dynamics.relax(net, frame, start, n, rng).final
             scores = scores + net.class_scores(free[-1])
             state = _warm(free, self.gamma)
         return free, scores

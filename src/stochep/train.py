@@ -118,7 +118,11 @@ class Trainer:
         self.streams = Streams(cfg.seed, self.device)
         self.rule = cfg.rule(self.streams)
         if self.frames:  # temporal EP: the rule frame by frame, warm-started (eq. 18)
-            self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update)
+            warm = None
+            if cfg.T_free_warm:  # shorter free phases after the first frame
+                warm = Config.from_dict({**cfg.to_dict(), "T_free": cfg.T_free_warm})
+            self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update,
+                                      warm and warm.rule(self.streams), cfg.T_free_warm or None)
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or cfg.dynamics()
         self.opt = make_optimizer(cfg, self.net)
