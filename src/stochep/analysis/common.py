@@ -34,7 +34,11 @@ class Setup:
         if data_dir:
             cfg.data_dir = data_dir
         cfg.apply_overrides(list(overrides)).validate()
-        return cls(cfg, cfg.load_data(), **kw)
+        data = cfg.load_data()
+        if len(data.input_shape) == 4:
+            raise ValueError(f"stochep analyze runs on static inputs; dataset {cfg.dataset!r} "
+                             "is a sequence of frames")
+        return cls(cfg, data, **kw)
 
     def config(self, **changes) -> Config:
         """This setup's config with ``changes`` (a copy)."""
