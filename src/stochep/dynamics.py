@@ -84,9 +84,9 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target,
     c = consts[i]
     decay = 1.0 - lam if keep is None else keep
     if isinstance(c, torch.Tensor):
-        v = torch.add(c, states[i], alpha=decay)
+        v = c.expand_as(states[i]).clone() if decay == 0 else torch.add(c, states[i], alpha=decay)
     else:
-        v = states[i] * decay
+        v = torch.zeros_like(states[i]) if decay == 0 else states[i] * decay
         if c is not None:  # a bound input interaction: its drive from this layer's spikes
             c.add_(v, spikes[i], a)
     if i > 0:
