@@ -78,3 +78,45 @@ def test_bf16_dynamics_keep_float32_master_weights_and_contrast():
 def test_bad_dynamics_options(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Dynamics(**bad)
+
+
+def _compiled_digits_run(monkeypatch, min_gain, compile=True):
+    """Two epochs of a tiny digits net (short last batch; validation and test batches of other
+    sizes), returning the trainer and the graphs torch.compile built in each epoch."""
+    import torch._dynamo.utils as dynamo_utils
+
+    import stochep.dynamics
+    from stochep.config import Config
+    from stochep.train import Trainer
+    monkeypatch.setattr(stochep.dynamics, "COMPILE_MIN_GAIN", min_gain)
+    cfg = Config.from_dict({"dataset": "digits", "layers": [16], "T_free": 6, "T_nudge": 2,
+                            "batch_size": 64, "epochs": 2, "compile": compile, "seed": 3})
+    data = cfg.load_data()
+    data.x_train, data.y_train = data.x_train[:300], data.y_train[:300]
+    tr = Trainer(cfg, data, None, progress=False)
+    graphs = []
+    for epoch in (1, 2):
+        before = dynamo_utils.counters["stats"]["unique_graphs"]
+        tr.fit(stop_after=epoch)
+        graphs.append(dynamo_utils.counters["stats"]["unique_graphs"] - before)
+    return tr, graphs
+
+
+def test_compile_builds_few_graphs_and_none_after_the_first_epoch(monkeypatch):
+    tr, graphs = _compiled_digits_run(monkeypatch, min_gain=0.0)  # always keep compiling
+    assert tr.dynamics.compile_refused is None and tr.dynamics.compile_error is None
+    # free, nudged (+beta, -beta) and evaluation graphs; batch sizes 64, 14 (last), 30 (val)
+    # and 359 (test) share them, and the spike stream's growth stays outside
+    assert 1 <= graphs[0] <= 4
+    assert graphs[1] == 0
+
+
+def test_compile_that_does_not_pay_runs_eagerly_with_eager_weights(monkeypatch, capsys):
+    tr, graphs = _compiled_digits_run(monkeypatch, min_gain=float("inf"))  # never pays
+    assert "running eagerly" in tr.dynamics.compile_refused
+    err = capsys.readouterr().err
+    assert err.count("compile=true") == 1 and "x eager" in err
+    eager, _ = _compiled_digits_run(monkeypatch, min_gain=0.0, compile=False)
+    for a, b in zip(tr.net.parameters(), eager.net.parameters()):
+        assert torch.equal(a, b)
+    assert graphs[1] == 0

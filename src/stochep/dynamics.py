@@ -28,6 +28,9 @@ one GEMM each (``addmm_``).
 """
 from __future__ import annotations
 
+import math
+import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from .rng import SpikeRNG
 from .validation import check_choice, check_int_at_least
 
 Observer = Callable[[int, list], None]
+COMPILE_MIN_GAIN = 1.1  # compile=true keeps the compiled step only if it is this much faster
+PROBE_STEPS = 10  # steps per timing in that comparison (Dynamics._probe)
 
 
 @dataclass
@@ -180,8 +185,10 @@ class Dynamics:
     tol: stop a phase early once ``max |xi_t - xi_{t-k}| < tol`` with ``k = check_every``;
         0 disables. Stochastic states keep fluctuating, so only a tolerance above the spike
         noise ends their phases early.
-    compile: run the step through ``torch.compile``; if compiling fails, fall back to eager
-        mode with a warning.
+    compile: run the step through ``torch.compile`` (batch size dynamic, so a short last batch
+        or evaluation's batch reuses the graph). On the first step the compiled and eager steps
+        are timed side by side; compilation that does not pay (``COMPILE_MIN_GAIN``), or fails,
+        falls back to eager mode with a one-line message.
     pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
         interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
         A fixed point is unchanged (the indices are recomputed there), only the path to it.
@@ -200,14 +207,20 @@ class Dynamics:
         self._eager = step if update == "sync" else step_async
         self._step = self._eager
         self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
+        self.compile_refused: str | None = None  # why the probe kept eager mode (no gain)
+        self._probed = False
         if compile:
-            self._step = torch.compile(self._eager, dynamic=False)
+            # dynamic: one graph serves every batch size (the last, short batch; evaluation's)
+            self._step = torch.compile(self._eager, dynamic=True)
 
     @classmethod
     def from_config(cls, cfg) -> Dynamics:
         return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every)
 
     def _call(self, *args):
+        if not self._probed and self._step is not self._eager:
+            self._probed = True
+            self._probe(*args)
         try:
             return self._step(*args)
         except Exception as e:  # compilation failed: keep training in eager mode
@@ -217,6 +230,30 @@ class Dynamics:
             warnings.warn(f"torch.compile failed, running eagerly ({self.compile_error})")
             self._step = self._eager
             return self._step(*args)
+
+    def _probe(self, net, consts, states, rng, *rest) -> None:
+        """Time the compiled step against the eager one on the first call's own arguments
+        (after compiling; a copy of the spike stream, so training draws the same spikes). Keep
+        the compiled step only if it is ``COMPILE_MIN_GAIN`` times faster; otherwise say so in
+        one line (stderr) and run eagerly, with the weights an eager run gives."""
+        fork = None if rng is None else rng.fork()
+        times = {}
+        try:
+            self._step(net, consts, states, fork, *rest)  # compiles
+            for _ in range(2):  # interleaved, best of two, against machine noise
+                for name, fn in (("eager", self._eager), ("compiled", self._step)):
+                    t = time.perf_counter()
+                    for _ in range(PROBE_STEPS):
+                        fn(net, consts, states, fork, *rest)
+                    times[name] = min(times.get(name, math.inf), time.perf_counter() - t)
+        except Exception:
+            return  # compiling failed: _call falls back with the error message
+        gain = times["eager"] / times["compiled"]
+        if gain < COMPILE_MIN_GAIN:
+            self.compile_refused = (f"torch.compile ran this step at {gain:.2f}x eager "
+                                    f"(needs {COMPILE_MIN_GAIN}x); running eagerly")
+            print(f"stochep: compile=true: {self.compile_refused}", file=sys.stderr)
+            self._step = self._eager
 
     def relax(self, net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
               rng: SpikeRNG | None = None, beta: float = 0.0,
@@ -239,6 +276,8 @@ class Dynamics:
                                  f"update='sync' only, got update={self.update!r}")
             carry = neuron.start(init) if carry is None else carry
         consts = phase_constants(net, x, neuron)
+        if rng is not None:  # grow the spike stream here, not inside a (compiled) step
+            rng.reserve(sum(s.numel() for s in init))
         states = ref = init
         ctxs, total, count = None, None, 0
         t = 0
@@ -249,7 +288,8 @@ class Dynamics:
                 states, spikes, carry = step_stateful(net, consts, states, carry, rng, beta,
                                                       target, ctxs, neuron)
             else:
-                states, spikes = self._call(net, consts, states, rng, beta, target, ctxs, neuron)
+                states, spikes = self._call(net, consts, states, rng, beta,
+                                            target if beta != 0.0 else None, ctxs, neuron)
             if observer is not None:
                 observer(t, spikes)
             if average_last > 1 and t > steps - average_last:

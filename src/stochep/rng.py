@@ -27,6 +27,21 @@ class SpikeRNG:
                               dtype=torch.int32)
         self.state = torch.cat([self.state, extra.to(self.device)])
 
+    def reserve(self, n: int) -> None:
+        """Make at least ``n`` streams exist. Growing early or late draws the same seeds (the
+        generator hands them out in order), so calling this before a phase changes no spike; it
+        keeps the growth (a generator call, which ``torch.compile`` cannot trace) out of the step.
+        """
+        if n > self.state.numel():
+            self._grow(n)
+
+    def fork(self) -> SpikeRNG:
+        """A copy of the element streams (not the seeding generator) that advances on its own:
+        drawing from it leaves this stream untouched."""
+        other = SpikeRNG(0, self.device)
+        other.state = self.state.clone()
+        return other
+
     def uniform(self, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Advance the first ``n`` streams one step and return their uniforms, shape ``[n]``."""
         if n > self.state.numel():
