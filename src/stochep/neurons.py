@@ -138,7 +138,9 @@ class Neuron(HardSigmoidRate):
         out, k = [], 0
         for r in rates:
             n = r.numel()
-            s = (u[k:k + n].view_as(r) < self.fire_probability(r)).to(r.dtype)
+            # spike = [u < p], written straight into a float tensor (one pass, not two)
+            s = torch.lt(u[k:k + n].view_as(r), self.fire_probability(r).detach(),
+                         out=torch.empty_like(r, requires_grad=False))
             # Under autograd (BPTT baseline) spikes pass gradients straight through (eq. 6).
             out.append(r + (s - r).detach() if r.requires_grad else s)
             k += n
