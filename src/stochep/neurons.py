@@ -36,7 +36,7 @@ NEURONS = Registry("neuron")
 
 def rho(xi: torch.Tensor, kappa: float) -> torch.Tensor:
     """Hard sigmoid firing probability, eq. 2."""
-    return (kappa * xi).clamp(0.0, 1.0)
+    return (kappa * xi).clamp_(0.0, 1.0)
 
 
 class NeuronModel:
