@@ -42,7 +42,8 @@ def sampler_rows(n: int = 256 * 612) -> list[dict]:
     return rows
 
 
-def option_variants(cfg: Config, pooled: bool) -> dict[str, tuple[str, dict]]:
+def option_variants(cfg: Config, pooled: bool, pool_every: int = 10
+                    ) -> dict[str, tuple[str, dict]]:
     """``key -> (row label, config overrides)``; ``baseline`` first."""
     half = max(1, cfg.T_free // 2)
     variants = {
@@ -53,13 +54,14 @@ def option_variants(cfg: Config, pooled: bool) -> dict[str, tuple[str, dict]]:
         "bf16": ("bf16 dynamics", {"dynamics_dtype": "bfloat16"}),
     }
     if pooled:
-        variants["pool_every"] = ("pool_every=10", {"pool_every": 10})
+        variants["pool_every"] = (f"pool_every={pool_every}", {"pool_every": pool_every})
     return variants
 
 
-def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -> list[dict]:
+def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None,
+                pool_every: int = 10) -> list[dict]:
     pooled = build_network(cfg, data.input_shape, data.n_classes).pooled
-    variants = option_variants(cfg, pooled)
+    variants = option_variants(cfg, pooled, pool_every)
     unknown = sorted(set(only or []) - set(variants))
     if unknown:
         raise SystemExit(f"unknown or inapplicable option(s) {unknown}; choose from "
@@ -76,6 +78,7 @@ def option_rows(cfg: Config, data, epochs: int, only: list[str] | None = None) -
         rows.append({"option": name, "first_epoch_s": times[0],
                      "epoch_s": min(times[1:]) if len(times) > 1 else times[0],
                      "test_acc": tr.history[-1]["test_acc"], "best_val_acc": tr.best_val_acc,
+                     "test_acc_at_best_val": tr.test_acc_at_best_val,
                      "wall_s": wall, "compile_error": tr.dynamics.compile_error})
     base = rows[0]["epoch_s"]
     for r in rows:
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
                    help="options to compare with the baseline: async early-exit compile bf16 "
                         "pool_every (default: all that apply)")
     p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--pool-every", type=int, default=10, help="K of the pool_every option")
     p.add_argument("--train-subset", type=int, default=0, help="use the first N training images")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--json", default="speed_options.json")
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
         data.x_train, data.y_train = data.x_train[:args.train_subset], data.y_train[:args.train_subset]
     s_rows = sampler_rows()
     print_table(s_rows, ["sampler", "ns_per_element", "speedup"])
-    o_rows = option_rows(cfg, data, args.epochs, args.options)
+    o_rows = option_rows(cfg, data, args.epochs, args.options, args.pool_every)
     print_table(o_rows, ["option", "first_epoch_s", "epoch_s", "speedup", "test_acc", "best_val_acc"])
     write_json(args.json, {"config": cfg.to_dict(), "epochs": args.epochs,
                            "samplers": s_rows, "options": o_rows})
