@@ -43,6 +43,9 @@ def _add_train(sub):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from checkpoint_last.pt")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine (torchrun underneath; "
+                   "README, 'Scale out')")
 
 
 def _add_eval(sub):
@@ -176,9 +179,55 @@ def _run_dir(args, cfg: Config) -> str:
     return os.path.join("runs", f"{name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _launch(args) -> int:
+    """``stochep train --nproc K``: the same command under torchrun, K processes, one run
+    directory chosen here (every rank must write to the same one)."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in args.argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            argv.append(a)
+    if not args.out:
+        args.out = _run_dir(args, build_config(args))
+        argv += ["--out", args.out]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={args.nproc}", "-m", "stochep", *argv]
+    print(f"launching {args.nproc} processes: run directory {args.out}", file=sys.stderr)
+    return subprocess.run(cmd).returncode
+
+
+def _join_group(args) -> None:
+    """Under torchrun (WORLD_SIZE > 1): join the process group, gloo or NCCL by the device."""
+    from .distributed import init_from_env
+
+    if not args.out:
+        raise ConfigError("data-parallel training needs --out RUNDIR (one run directory for "
+                          "every rank)")
+    saved = os.path.join(args.out, "config.yaml")
+    if args.resume and os.path.exists(saved):
+        device = Config.from_dict(load_yaml(saved)).resolved().device
+    else:
+        device = build_config(args).resolved().device
+    init_from_env(device)
+
+
 def cmd_train(args) -> int:
     from .train import Trainer
 
+    check_int_at_least("--nproc", args.nproc, 1)
+    if args.nproc > 1 and _world_size() == 1:
+        return _launch(args)
+    if _world_size() > 1:
+        _join_group(args)
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUNDIR")
@@ -195,8 +244,11 @@ def cmd_train(args) -> int:
         kw = {"download": True} if args.download else {}
         data = cfg.load_data(**kw)
         trainer = Trainer(cfg, data, out, progress=not args.no_progress)
-    print(f"run directory: {out}", file=sys.stderr)
+    if trainer.dp.main:
+        print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
+    if not trainer.dp.main:  # rank 0 reports for the group
+        return 0
     print(f"test_accuracy={_fmt(summary['test_accuracy'])} "
           f"best_val_accuracy={_fmt(summary['best_val_accuracy'])} "
           f"test_accuracy_at_best_val={_fmt(summary['test_accuracy_at_best_val'])} "
@@ -385,6 +437,7 @@ def main(argv=None) -> int:
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
     args = parser.parse_args(argv)
+    args.argv = argv  # the command line as given (stochep train --nproc relaunches it)
     try:
         return HANDLERS[args.command](args)
     except USER_ERRORS as e:

@@ -12,6 +12,7 @@ import torch
 
 _MASK24 = 0xFFFFFF
 _SCALE24 = 2.0**-24
+RANK_SEED_STRIDE = 1_000_003  # spike seeds of data-parallel ranks: seed + stride * rank
 
 
 class SpikeRNG:
@@ -74,12 +75,14 @@ class SpikeRNG:
 class Streams:
     """The three explicit random streams of a run, seeded from one seed and checkpointed.
 
-    ``spike``: spike sampling (:class:`SpikeRNG`, seed); ``data``: data order and augmentation
+    ``spike``: spike sampling (:class:`SpikeRNG`, seed; seed + RANK_SEED_STRIDE * rank on a
+    data-parallel rank); ``data``: data order and augmentation
     (seed + 1); ``sign``: the random sign of beta (seed + 2).
     """
 
-    def __init__(self, seed: int = 0, device: str | torch.device = "cpu"):
-        self.spike = SpikeRNG(seed, device)
+    def __init__(self, seed: int = 0, device: str | torch.device = "cpu", rank: int = 0):
+        # each data-parallel rank draws its own spikes (distributed.py); rank 0 is unchanged
+        self.spike = SpikeRNG(seed + RANK_SEED_STRIDE * rank, device)
         self.data = torch.Generator().manual_seed(seed + 1)
         self.sign = torch.Generator().manual_seed(seed + 2)
 

@@ -29,10 +29,11 @@ from .data import Dataset
 from .data.augment import augment_batch
 from .data.split import split_validation
 from .diagnostics import activity_warnings, layer_activity
+from .distributed import DataParallel
 from .frames import FrameSequence
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
-from .rng import SpikeRNG, Streams
+from .rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 
 EVAL_SEED_OFFSET = 7919
 VAL_SPLIT_SEED_OFFSET = 104729  # the validation split's own stream: seed + this
@@ -107,7 +108,8 @@ class Trainer:
                 raise ValueError(f"augment=true needs image data; dataset {cfg.dataset!r} has "
                                  f"input shape {tuple(data.input_shape)}") from None
         self.out_dir = out_dir
-        self.progress = progress
+        self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
+        self.progress = progress and self.dp.main
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes,
                                  data.embedding).to(self.device)
@@ -115,8 +117,12 @@ class Trainer:
         if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
             calibrate_rates(self.net, self.network_inputs(cfg.calibrate_batch),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
-        self.streams = Streams(cfg.seed, self.device)
+        self.dp.broadcast_params(self.net)  # rank 0's (calibrated) initial weights everywhere
+        self.streams = Streams(cfg.seed, self.device, self.dp.rank)
         self.rule = cfg.rule(self.streams)
+        if self.frames and cfg.frame_update == "frame" and self.dp.world_size > 1:
+            raise ValueError("frame_update='frame' steps the optimizer inside each sample; "
+                             "data-parallel training needs frame_update='sample'")
         if self.frames:  # temporal EP: the rule frame by frame, warm-started (eq. 18)
             warm = None
             if cfg.T_free_warm:  # shorter free phases after the first frame
@@ -176,13 +182,21 @@ class Trainer:
                 img = x.reshape(len(x), *image_shape(self.data.input_shape))
                 x = augment_batch(img, self.streams.data, cfg.augment_pad,
                                   cfg.augment_flip).reshape(x.shape)
+            x, y = self.dp.shard(x), self.dp.shard(y)  # this rank's part of the global batch
+            n = len(y)
+            if n == 0:  # a last batch smaller than the world: this rank adds nothing
+                for p in net.parameters():
+                    p.grad = torch.zeros_like(p)
+                self.dp.average_grads(net.parameters(), 0)
+                self.opt.step()
+                continue
             res = (self.rule.gradients(net, x, y, optimizer=self.opt) if self.frames
                    else self.rule.gradients(net, x, y))
             free, loss, nudged = res.free, res.loss, res.nudged
+            self.dp.average_grads(net.parameters(), n)
             self._check_finite(free, b)
             before = [p.detach().clone() for p in net.parameters()]
             self.opt.step()
-            n = len(y)
             seen += n
             tot_loss += loss.sum().item()
             pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
@@ -193,6 +207,8 @@ class Trainer:
                             rate="/".join(f"{r:.2f}" for r in activity.mean("rate")))
         bar.close()
         self.sched.step()
+        seen, tot_loss, tot_correct = self.dp.sum(seen, tot_loss, tot_correct)
+        # layer activity is rank 0's shard's (a sample of the batch), not summed over ranks
         return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
                           activity.summary())
 
@@ -224,19 +240,27 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
         """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
         as in training, unless the rule says otherwise: ``LearningRule.infer``)."""
-        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
+        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
+                       self.device)
+        total = len(y)
+        x, y = self.dp.shard(x), self.dp.shard(y)  # data-parallel: each rank its share
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self.inputs(x[i:i + batch_size])
             pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng)
             correct += (pred.cpu() == y[i:i + batch_size]).sum().item()
-        return correct / len(y)
+        return self.dp.sum(correct)[0] / total
 
     # ---- checkpoints --------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """The run's state; data-parallel, a collective call (every rank's spike stream)."""
+        extra = {}
+        if self.dp.world_size > 1:
+            extra = {"world_size": self.dp.world_size,
+                     "spike_rng_ranks": self.dp.gather(self.streams.spike.state_dict())}
         return {"format": CKPT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), **self.streams.state_dict(),
+                "scheduler": self.sched.state_dict(), **self.streams.state_dict(), **extra,
                 "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
                 "test_acc_at_best_val": self.test_acc_at_best_val,
                 "train_time": self.train_time, "history": self.history,
@@ -250,6 +274,11 @@ class Trainer:
             self.opt.load_state_dict(ck["optimizer"])
             self.sched.load_state_dict(ck["scheduler"])
             self.streams.load_state_dict(ck)
+            ranks = ck.get("spike_rng_ranks")
+            if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
+                self.streams.spike.load_state_dict(ranks[self.dp.rank])
+            elif self.dp.rank > 0:  # saved by another world size: a fresh stream for this rank
+                self.streams.spike = Streams(self.cfg.seed, self.device, self.dp.rank).spike
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"checkpoint does not fit the network its config builds "
@@ -270,7 +299,7 @@ class Trainer:
         """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary."""
         cfg = self.cfg
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
-        if self.out_dir:
+        if self.out_dir and self.dp.main:
             os.makedirs(self.out_dir, exist_ok=True)
             _write_atomic_text(self._path("config.yaml"),
                                yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -289,7 +318,8 @@ class Trainer:
                    "lr": self.opt.param_groups[0]["lr"]}
             self.history.append(row)
             improved = self._select(val_acc, test_acc)
-            self._warn_activity(stats)
+            if self.dp.main:
+                self._warn_activity(stats)
             if self.progress:
                 val = "" if val_acc is None else f"val_acc {val_acc:.4f}  "
                 tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {stats.loss:.4f}  "
@@ -327,7 +357,9 @@ class Trainer:
 
     def _save_epoch(self, row: dict, improved: bool) -> None:
         self._check_weights(f"before saving epoch {self.epoch}")
-        state = self.state_dict()
+        state = self.state_dict()  # collective: every rank takes part
+        if not self.dp.main:  # only rank 0 writes
+            return
         save_atomic(state, self._path("checkpoint_last.pt"))
         if improved:
             save_atomic(state, self._path("checkpoint_best.pt"))
@@ -343,6 +375,7 @@ class Trainer:
                 "test_accuracy_at_best_val": self.test_acc_at_best_val,
                 "best_epoch": self.best_epoch, "val_fraction": self.cfg.val_fraction,
                 "epochs": self.epoch, "train_time_s": self.train_time,
+                "world_size": self.dp.world_size,
                 "preset": self.cfg.preset, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
 
 

@@ -1,0 +1,55 @@
+"""Data-parallel training (distributed.py): two gloo processes on loopback, launched the way a
+user does (``stochep train --nproc 2``), against one process with the same global batch."""
+import os
+import subprocess
+import sys
+
+import torch
+
+from stochep.cli import main
+
+TINY = ["--epochs", "1", "--no-progress", "--set", "layers=[24]", "--set", "T_free=8",
+        "--set", "T_nudge=3", "--set", "optimizer=sgd", "--set", "lr=0.05"]
+
+
+def _train(out, *extra, nproc=1):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "stochep", "train", "--out", str(out), *TINY, *extra]
+    if nproc > 1:
+        cmd += ["--nproc", str(nproc)]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return torch.load(os.path.join(out, "checkpoint_last.pt"), weights_only=True)
+
+
+def test_two_processes_follow_one_process_with_the_same_global_batch(tmp_path):
+    # mean-field spikes: then the only difference is where the batch is split
+    one = _train(tmp_path / "one", "--set", "spikes=rate")
+    two = _train(tmp_path / "two", "--set", "spikes=rate", nproc=2)
+    assert two["world_size"] == 2 and len(two["spike_rng_ranks"]) == 2
+    for k, v in one["model"].items():
+        assert torch.allclose(v, two["model"][k], atol=1e-5), k
+    summary = (tmp_path / "two" / "summary.json").read_text()
+    assert '"world_size": 2' in summary
+    assert not (tmp_path / "two" / "checkpoint_last.pt.tmp").exists()
+
+
+def test_a_data_parallel_run_resumes_exactly(tmp_path):
+    # Bernoulli spikes; a constant lr, so 1 epoch + 1 resumed equals 2 planned epochs
+    full = _train(tmp_path / "full", "--epochs", "2", "--set", "scheduler=none", nproc=2)
+    _train(tmp_path / "part", "--set", "scheduler=none", nproc=2)
+    resumed = _train(tmp_path / "part", "--resume", "--epochs", "2", nproc=2)
+    for k, v in full["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
+    # each rank drew its own spikes, and both streams were saved and restored
+    a, b = full["spike_rng_ranks"]
+    assert not torch.equal(a["state"], b["state"])
+    for x, y in zip(full["spike_rng_ranks"], resumed["spike_rng_ranks"]):
+        assert torch.equal(x["state"], y["state"])
+
+
+def test_data_parallel_without_a_run_directory_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "needs --out RUNDIR" in err
