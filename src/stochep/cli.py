@@ -48,6 +48,22 @@ def _add_train(sub):
                    "README, 'Scale out')")
 
 
+def _add_sweep(sub):
+    p = sub.add_parser("sweep", help="train independent seeds; mean and std of the accuracy")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset")
+    src.add_argument("--config")
+    p.add_argument("--dataset")
+    p.add_argument("--data-dir")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--algo", choices=RULES.names())
+    p.add_argument("--seeds", required=True, help="e.g. 0-4 or 1,3,7")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
+    p.add_argument("--out", help="sweep directory (default: runs/sweep-<name>)")
+
+
 def _add_eval(sub):
     p = sub.add_parser("eval", help="test accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
@@ -166,7 +182,7 @@ def build_config(args) -> Config:
         cfg = Config()
     for key, val in (("algo", args.algo), ("dataset", args.dataset), ("data_dir", args.data_dir),
                      ("epochs", args.epochs), ("batch_size", args.batch_size),
-                     ("seed", args.seed)):
+                     ("seed", getattr(args, "seed", None))):
         if val is not None:
             cfg.set(key, val)
     return cfg.apply_overrides(args.set).validate()
@@ -259,6 +275,29 @@ def cmd_train(args) -> int:
 def _fmt(acc: float | None) -> str:
     """An accuracy with 4 decimals; ``none`` where there is none (e.g. val_fraction=0)."""
     return "none" if acc is None else f"{acc:.4f}"
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import parse_seeds, run_sweep
+
+    check_int_at_least("--jobs", args.jobs, 1)
+    seeds = parse_seeds(args.seeds)
+    cfg = build_config(args)  # validates the config before any process starts
+    out = args.out or os.path.join("runs", f"sweep-{cfg.preset or cfg.dataset}")
+    train_args = []
+    for flag, val in (("--preset", args.preset), ("--config", args.config), ("--algo", args.algo),
+                      ("--dataset", args.dataset), ("--data-dir", args.data_dir),
+                      ("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if val is not None:
+            train_args += [flag, str(val)]
+    for kv in args.set:
+        train_args += ["--set", kv]
+    res = run_sweep(out, seeds, train_args, args.jobs, args.epochs,
+                    log=lambda m: print(m, file=sys.stderr))
+    mean, std = res["test_accuracy_at_best_val_mean"], res["test_accuracy_at_best_val_std"]
+    print(f"seeds={res['n_finished']}/{len(seeds)} test_accuracy_at_best_val_mean={_fmt(mean)} "
+          f"std={_fmt(std)} ({os.path.join(out, 'sweep.json')})")
+    return 1 if res["failed_seeds"] else 0
 
 
 def cmd_convert(args) -> int:
@@ -418,7 +457,7 @@ def cmd_analyze(args) -> int:
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
             "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
-            "analyze": cmd_analyze}
+            "analyze": cmd_analyze, "sweep": cmd_sweep}
 
 
 def main(argv=None) -> int:
@@ -433,6 +472,7 @@ def main(argv=None) -> int:
     _add_convert(sub)
     _add_diagnose(sub)
     _add_analyze(sub)
+    _add_sweep(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
