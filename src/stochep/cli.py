@@ -64,6 +64,18 @@ def _add_sweep(sub):
     p.add_argument("--out", help="sweep directory (default: runs/sweep-<name>)")
 
 
+def _add_reproduce(sub):
+    from .reproduce import BUDGETS, TABLES
+
+    p = sub.add_parser("reproduce", help="run or collect one paper table; Markdown report")
+    p.add_argument("table", choices=list(TABLES))
+    p.add_argument("--budget", choices=BUDGETS, default="cpu-small")
+    p.add_argument("--out", default="reproduce", help="folder of runs and reports")
+    p.add_argument("--data-root", help="folder holding mnist/, cifar10/, imdb/, dvsgesture/ "
+                   "(default: each preset's default data location)")
+    p.add_argument("--jobs", type=int, default=2, help="rows run at the same time")
+
+
 def _add_eval(sub):
     p = sub.add_parser("eval", help="test accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
@@ -300,6 +312,17 @@ def cmd_sweep(args) -> int:
     return 1 if res["failed_seeds"] else 0
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    check_int_at_least("--jobs", args.jobs, 1)
+    path = reproduce(args.table, args.budget, args.out, args.data_root, args.jobs,
+                     log=lambda m: print(m, file=sys.stderr))
+    print(open(path).read())
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_convert(args) -> int:
     convert_checkpoint(args.old, args.new, trust=args.trust)
     print(f"wrote {args.new}")
@@ -457,7 +480,7 @@ def cmd_analyze(args) -> int:
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
             "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
-            "analyze": cmd_analyze, "sweep": cmd_sweep}
+            "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce}
 
 
 def main(argv=None) -> int:
@@ -473,6 +496,7 @@ def main(argv=None) -> int:
     _add_diagnose(sub)
     _add_analyze(sub)
     _add_sweep(sub)
+    _add_reproduce(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
