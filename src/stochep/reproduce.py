@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .sweep import seed_state
+from .sweep import run_processes, seed_state
 
 BUDGETS = ("cpu-small", "full")
 GPU_ONLY = "not in the cpu-small budget (needs a GPU: README, 'Results')"
@@ -144,26 +144,16 @@ def reproduce(table: str, budget: str, out: str, data_root: str | None = None, j
             status[row.key] = "collected"
         else:
             pending.append((row, row_dir, cmd))
-    running = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            row, row_dir, cmd = pending.pop(0)
-            os.makedirs(row_dir, exist_ok=True)
-            logf = open(os.path.join(row_dir, "log.txt"), "a")
-            log(f"{table} {row.key}: stochep {' '.join(cmd)}")
-            proc = subprocess.Popen([sys.executable, "-m", "stochep", *cmd], stdout=logf,
-                                    stderr=subprocess.STDOUT)
-            running.append((row, row_dir, proc, logf))
-        time.sleep(0.5)
-        for item in list(running):
-            row, row_dir, proc, logf = item
-            if proc.poll() is None:
-                continue
-            logf.close()
-            running.remove(item)
-            status[row.key] = "ran" if proc.returncode == 0 else \
-                f"not run: failed ({_last_line(os.path.join(row_dir, 'log.txt'))})"
-            log(f"{table} {row.key}: {status[row.key]}")
+    for row, _, cmd in pending:
+        log(f"{table} {row.key}: stochep {' '.join(cmd)}")
+
+    def done(key, rc, path):
+        status[key] = "ran" if rc == 0 else f"not run: failed ({_last_line(path)})"
+        log(f"{table} {key}: {status[key]}")
+
+    run_processes([(row.key, [sys.executable, "-m", "stochep", *cmd],
+                    os.path.join(row_dir, "log.txt")) for row, row_dir, cmd in pending],
+                  jobs, done)
     path = os.path.join(out, f"{table}.md")
     with open(path + ".tmp", "w") as f:
         f.write(report(table, budget, out, status))

@@ -70,6 +70,29 @@ def train_command(seed: int, run_dir: str, state: str, train_args: list[str]) ->
     return base + ["--seed", str(seed)] + train_args
 
 
+def run_processes(tasks: list[tuple], jobs: int, done=None) -> dict:
+    """Run ``(key, argv, log_path)`` tasks, ``jobs`` at a time, each writing its output to its
+    log (appended); ``done(key, returncode, log_path)`` as each ends. Returns key -> code."""
+    pending, running, codes = list(tasks), [], {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            key, argv, path = pending.pop(0)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            logf = open(path, "a")
+            running.append((key, path, logf,
+                            subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)))
+        time.sleep(0.2)
+        for item in list(running):
+            key, path, logf, proc = item
+            if proc.poll() is not None:
+                logf.close()
+                running.remove(item)
+                codes[key] = proc.returncode
+                if done is not None:
+                    done(key, proc.returncode, path)
+    return codes
+
+
 def run_sweep(out: str, seeds: list[int], train_args: list[str], jobs: int = 1,
               epochs: int | None = None, log=print) -> dict:
     """Train every unfinished seed (``jobs`` at a time), then write and return ``sweep.json``."""
@@ -81,26 +104,11 @@ def run_sweep(out: str, seeds: list[int], train_args: list[str], jobs: int = 1,
         log(f"seed {seed}: {'finished, skipped' if state == 'done' else state}")
         if state != "done":
             pending.append((seed, run_dir, state))
-    running: list[tuple[int, subprocess.Popen, object]] = []
-    failed = []
-    while pending or running:
-        while pending and len(running) < jobs:
-            seed, run_dir, state = pending.pop(0)
-            os.makedirs(run_dir, exist_ok=True)
-            logf = open(os.path.join(run_dir, "train.log"), "a")
-            cmd = train_command(seed, run_dir, state, train_args)
-            running.append((seed, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT),
-                            logf))
-        time.sleep(0.2)
-        for item in list(running):
-            seed, proc, logf = item
-            if proc.poll() is not None:
-                logf.close()
-                running.remove(item)
-                log(f"seed {seed}: {'done' if proc.returncode == 0 else 'FAILED'} "
-                    f"(log: {os.path.join(out, f'seed{seed}', 'train.log')})")
-                if proc.returncode != 0:
-                    failed.append(seed)
+    tasks = [(seed, train_command(seed, run_dir, state, train_args),
+              os.path.join(run_dir, "train.log")) for seed, run_dir, state in pending]
+    codes = run_processes(tasks, jobs, lambda seed, rc, path: log(
+        f"seed {seed}: {'done' if rc == 0 else 'FAILED'} (log: {path})"))
+    failed = [seed for seed, rc in codes.items() if rc != 0]
     result = summarize(out, seeds)
     result["failed_seeds"] = failed
     _write_json(os.path.join(out, "sweep.json"), result)
