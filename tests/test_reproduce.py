@@ -2,7 +2,7 @@
 import json
 
 from stochep.cli import main
-from stochep.reproduce import TABLE1, command, report
+from stochep.reproduce import command, report, table1
 
 
 def test_energy_table_runs_then_collects_and_reports_side_by_side(tmp_path, capsys):
@@ -18,7 +18,8 @@ def test_energy_table_runs_then_collects_and_reports_side_by_side(tmp_path, caps
 
 
 def test_table1_rows_run_resume_or_collect_and_missing_budget_rows_are_not_run(tmp_path):
-    row = next(r for r in TABLE1 if r.key == "mnist-1fc")
+    rows = table1()
+    row = next(r for r in rows if r.key == "mnist-1fc")
     d = tmp_path / "table1" / "mnist-1fc"
     cmd = command(row, "cpu-small", str(d), "/data")
     assert cmd[:3] == ["train", "--preset", "mnist-1fc"] and "/data/mnist" in cmd
@@ -30,8 +31,12 @@ def test_table1_rows_run_resume_or_collect_and_missing_budget_rows_are_not_run(t
     (d / "summary.json").write_text(json.dumps({"epochs": 3, "test_accuracy_at_best_val": 0.9}))
     assert command(row, "cpu-small", str(d), None) is None  # finished: collected
     text = report("table1", "cpu-small", str(tmp_path), {"mnist-1fc": "collected"})
-    line = next(ln for ln in text.splitlines() if ln.startswith("| 1FC"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| mnist-1fc (mnist), EP |"))
     assert "| 90.00 | 97.46 | -7.46 | collected |" in line
-    cifar = next(r for r in TABLE1 if r.key == "cifar10-5c")
+    cifar = next(r for r in rows if r.key == "cifar10-5c")
     assert isinstance(cifar.runs["cpu-small"], str)  # listed as not run, never filled in
-    assert "| 5C, CIFAR-10, EP | - | 81.33 | - |" in text
+    assert "| cifar10-5c (cifar10), EP | - | 81.33 | - |" in text
+    small = next(r for r in rows if r.key == "mnist-2c").runs["cpu-small"]
+    assert small[:2] == ["--preset", "mnist-2c-small"]  # the shipped variant stands in
+    assert {"mnist-1fc-bptt", "cifar10-5c-fa", "cifar10-5c-id"} <= {r.key for r in rows}
+    assert all(not r.key.endswith("-small") for r in rows)
