@@ -46,6 +46,7 @@ def run(preset: str, batch: int, batches: int, n_test: int, compile: bool) -> di
         row[f"graphs_epoch{epoch}"] = graphs() - g0
     row["samples_per_s"] = n / row["epoch2_train_s"]
     row["fell_back"] = tr.dynamics.compile_error
+    row["refused"] = tr.dynamics.compile_refused  # the first-step probe's one-line reason
     return row
 
 
