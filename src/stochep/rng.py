@@ -46,8 +46,7 @@ class SpikeRNG:
 
     def uniform(self, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Advance the first ``n`` streams one step and return their uniforms, shape ``[n]``."""
-        if n > self.state.numel():
-            self._grow(n)
+        self.reserve(n)
         x = self.state[:n]
         if torch.compiler.is_compiling():  # the compiler fuses the chain itself
             x ^= x << 13

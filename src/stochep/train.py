@@ -278,7 +278,8 @@ class Trainer:
             if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
                 self.streams.spike.load_state_dict(ranks[self.dp.rank])
             elif self.dp.rank > 0:  # saved by another world size: a fresh stream for this rank
-                self.streams.spike = Streams(self.cfg.seed, self.device, self.dp.rank).spike
+                self.streams.spike = SpikeRNG(
+                    self.cfg.seed + RANK_SEED_STRIDE * self.dp.rank, self.device)
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"checkpoint does not fit the network its config builds "
