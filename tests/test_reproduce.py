@@ -30,7 +30,9 @@ def test_table1_rows_run_resume_or_collect_and_missing_budget_rows_are_not_run(t
     assert command(row, "cpu-small", str(d), None)[:2] == ["train", "--resume"]
     (d / "summary.json").write_text(json.dumps({"epochs": 3, "test_accuracy_at_best_val": 0.9}))
     assert command(row, "cpu-small", str(d), None) is None  # finished: collected
-    text = report("table1", "cpu-small", str(tmp_path), {"mnist-1fc": "collected"})
+    text = report("table1", "cpu-small", str(tmp_path), {"mnist-1fc": "collected"},
+                  ran=(0, 2, 90.0))
+    assert "ran 0 command(s), 2 at a time, in 1.5 min of wall time" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("| mnist-1fc (mnist), EP |"))
     assert "| 90.00 | 97.46 | -7.46 | collected |" in line
     cifar = next(r for r in rows if r.key == "cifar10-5c")

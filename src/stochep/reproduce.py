@@ -158,6 +158,7 @@ def our_number(row: Row, row_dir: str) -> float | None:
 def reproduce(table: str, budget: str, out: str, data_root: str | None = None, jobs: int = 1,
               log=print) -> str:
     """Run or collect every row of ``table``; write and return the path of the report."""
+    t0 = time.perf_counter()
     rows = TABLES[table]()
     status: dict[str, str] = {}
     pending = []
@@ -183,7 +184,8 @@ def reproduce(table: str, budget: str, out: str, data_root: str | None = None, j
                   jobs, done)
     path = os.path.join(out, f"{table}.md")
     with open(path + ".tmp", "w") as f:
-        f.write(report(table, budget, out, status))
+        f.write(report(table, budget, out, status,
+                       ran=(len(pending), jobs, time.perf_counter() - t0)))
     os.replace(path + ".tmp", path)
     return path
 
@@ -194,13 +196,17 @@ def _last_line(path: str) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
-def report(table: str, budget: str, out: str, status: dict) -> str:
-    """The Markdown report: ours, the paper's, the difference, per row."""
+def report(table: str, budget: str, out: str, status: dict,
+           ran: tuple[int, int, float] | None = None) -> str:
+    """The Markdown report: ours, the paper's, the difference, per row; ``ran`` is (commands
+    run, parallel jobs, wall seconds) of this invocation."""
     unit = {"table1": "test accuracy % at best validation", "table2": "BPTT / EP memory",
             "energy": "energy reduction vs full precision", "figures": "figure files"}[table]
     lines = [f"# stochep reproduce {table} (budget {budget})", "",
              f"Date {time.strftime('%Y-%m-%d')}, commit {_commit()}. Numbers: {unit}. Paper "
-             "numbers are the paper's; ours come from the runs in this folder.", "",
+             "numbers are the paper's; ours come from the runs in this folder."
+             + ("" if ran is None else f" This invocation ran {ran[0]} command(s), {ran[1]} at a "
+                f"time, in {ran[2] / 60:.1f} min of wall time."), "",
              "| row | ours | paper | difference | status |", "|---|---|---|---|---|"]
     for row in TABLES[table]():
         row_dir = os.path.join(out, table, row.key)
