@@ -53,3 +53,16 @@ def write_json(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2))
     print(f"wrote {path}")
     return path
+
+
+def preset_subset(preset: str, batch: int, batches: int, overrides: tuple = ("epochs=1",)):
+    """``(cfg, data)``: a preset at ``batch`` without a validation split, trained on its first
+    ``batch * batches`` images (the setup the per-epoch speed benchmarks share)."""
+    from stochep.presets import load_preset
+    cfg, _ = load_preset(preset)
+    cfg.data_dir = data_dir(cfg.dataset)
+    cfg.apply_overrides([f"batch_size={batch}", "val_fraction=0", *overrides]).validate()
+    data = cfg.load_data()
+    n = batch * batches
+    data.x_train, data.y_train = data.x_train[:n], data.y_train[:n]
+    return cfg, data

@@ -11,9 +11,8 @@ import pstats
 import sys
 
 import torch
-from common import data_dir
+from common import preset_subset
 
-from stochep.presets import load_preset
 from stochep.train import Trainer
 
 # (label, file suffix, function name): cumulative time of that function
@@ -29,12 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--batches", type=int, default=20)
     args = p.parse_args(argv)
-    cfg, _ = load_preset(args.preset)
-    cfg.data_dir = data_dir(cfg.dataset)
-    cfg.apply_overrides([f"batch_size={args.batch}", "val_fraction=0", "epochs=1"]).validate()
-    data = cfg.load_data()
-    n = args.batch * args.batches
-    data.x_train, data.y_train = data.x_train[:n], data.y_train[:n]
+    cfg, data = preset_subset(args.preset, args.batch, args.batches)
     data.x_test, data.y_test = data.x_test[:2000], data.y_test[:2000]
     tr = Trainer(cfg, data, None, progress=True)
     prof = cProfile.Profile()

@@ -19,20 +19,15 @@ import torch
 
 
 def worker(args) -> int:
-    from common import data_dir
+    from common import preset_subset
 
     from stochep.distributed import init_from_env
-    from stochep.presets import load_preset
     from stochep.train import Trainer
 
     torch.set_num_threads(1)
     init_from_env("cpu")
-    cfg, _ = load_preset(args.preset)
-    cfg.data_dir = data_dir(cfg.dataset)
-    cfg.apply_overrides([f"batch_size={args.batch}", "val_fraction=0", "epochs=1"]).validate()
-    data = cfg.load_data()
+    cfg, data = preset_subset(args.preset, args.batch, args.batches)
     n = args.batch * args.batches
-    data.x_train, data.y_train = data.x_train[:n], data.y_train[:n]
     tr = Trainer(cfg, data, None, progress=False)
     tr.train_epoch()  # warm-up (allocations, first-touch)
     import time
