@@ -71,3 +71,28 @@ def test_without_validation_the_best_checkpoint_is_the_last_epoch(digits, tmp_pa
     assert summary["best_val_accuracy"] is None and summary["best_epoch"] == 2
     assert summary["test_accuracy_at_best_val"] == summary["test_accuracy"]
     assert load_checkpoint(str(out / "checkpoint_best.pt"))["epoch"] == 2
+
+
+def test_eval_test_best_scores_the_test_set_only_where_the_summary_reads_it(digits, tmp_path,
+                                                                           monkeypatch):
+    # epoch: validation accuracy -- new bests at epochs 1 and 3, epoch 4 is the last
+    vals = {1: 0.5, 2: 0.4, 3: 0.7, 4: 0.6}
+    scored = []
+
+    def fake_evaluate(self, x, y, batch_size=1000):
+        if y is self.data.y_test:
+            scored.append(self.epoch + 1)
+            return 0.1 * (self.epoch + 1)
+        return vals[self.epoch + 1]
+
+    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    out = tmp_path / "run"
+    summary = Trainer(Config(**{**FAST, "epochs": 4}, eval_test="best"), digits, str(out),
+                      progress=False).fit()
+    assert scored == [1, 3, 4]
+    lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["test_acc"] and round(r["test_acc"], 6) for r in lines] == [0.1, None, 0.3, 0.4]
+    assert summary["best_epoch"] == 3 and summary["test_accuracy_at_best_val"] == pytest.approx(0.3)
+    assert summary["test_accuracy"] == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="eval_test"):
+        Config(eval_test="never").validate()

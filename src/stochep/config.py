@@ -43,6 +43,9 @@ class Config:
     # held out of the training set (seeded) to choose checkpoint_best; 0: no validation, the
     # best checkpoint is the last epoch (data/split.py)
     val_fraction: float = 0.1
+    # when to score the test set: "every" epoch, or only at a new best validation accuracy and
+    # at the last epoch ("best": test_acc is null on the other epochs; nothing is chosen by it)
+    eval_test: str = "every"
     # architecture: ints are dense hidden widths (conv layers are dicts, see README)
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10
@@ -139,6 +142,7 @@ class Config:
         check_int_at_least("T_free_warm", self.T_free_warm, 0)
         check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
+        check_choice("eval_test", self.eval_test, ("every", "best"))
         if self.weight_decay < 0 or self.momentum < 0:
             raise ValueError("weight_decay and momentum must be >= 0")
         if not isinstance(self.layers, list):

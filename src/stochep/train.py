@@ -311,7 +311,8 @@ class Trainer:
             dt = time.perf_counter() - t0
             self.train_time += dt
             val_acc = self.evaluate(*self.val) if self.val is not None else None
-            test_acc = self.evaluate(self.data.x_test, self.data.y_test)
+            test_acc = self.evaluate(self.data.x_test, self.data.y_test) \
+                if self._scores_test(val_acc) else None
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
                    "val_acc": val_acc, "test_acc": test_acc, "time_s": dt,
@@ -323,8 +324,9 @@ class Trainer:
                 self._warn_activity(stats)
             if self.progress:
                 val = "" if val_acc is None else f"val_acc {val_acc:.4f}  "
+                test = "" if test_acc is None else f"test_acc {test_acc:.4f}  "
                 tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {stats.loss:.4f}  "
-                           f"train_acc {stats.acc:.4f}  {val}test_acc {test_acc:.4f}  "
+                           f"train_acc {stats.acc:.4f}  {val}{test}"
                            f"rate {sum(stats.rates) / len(stats.rates):.3f}  {dt:.1f}s")
             if self.out_dir:
                 self._save_epoch(row, improved)
@@ -338,6 +340,13 @@ class Trainer:
             if key not in self.warned:
                 self.warned.add(key)
                 tqdm.write(f"stochep: warning: epoch {self.epoch}: {msg}", file=sys.stderr)
+
+    def _scores_test(self, val_acc: float | None) -> bool:
+        """Whether the epoch just trained scores the test set: always with
+        ``eval_test='every'``; with ``'best'`` only at the last epoch and when the validation
+        accuracy is a new best, the two epochs the summary reports."""
+        return (self.cfg.eval_test == "every" or self.epoch + 1 == self.cfg.epochs
+                or val_acc is None or self.best_val_acc is None or val_acc > self.best_val_acc)
 
     def _select(self, val_acc: float | None, test_acc: float) -> bool:
         """Make this epoch the best if its validation accuracy beats every earlier one; without
