@@ -80,9 +80,10 @@ def test_bad_dynamics_options(bad):
         Dynamics(**bad)
 
 
-def _compiled_digits_run(monkeypatch, min_gain, compile=True):
+def _compiled_digits_run(monkeypatch, min_gain, compile=True, min_gain_later=None):
     """Two epochs of a tiny digits net (short last batch; validation and test batches of other
-    sizes), returning the trainer and the graphs torch.compile built in each epoch."""
+    sizes), returning the trainer and the graphs torch.compile built in each epoch.
+    ``min_gain_later`` replaces the required gain for the second epoch (load that arrives)."""
     import torch._dynamo.utils as dynamo_utils
 
     import stochep.dynamics
@@ -96,6 +97,8 @@ def _compiled_digits_run(monkeypatch, min_gain, compile=True):
     tr = Trainer(cfg, data, None, progress=False)
     graphs = []
     for epoch in (1, 2):
+        if epoch == 2 and min_gain_later is not None:
+            monkeypatch.setattr(stochep.dynamics, "COMPILE_MIN_GAIN", min_gain_later)
         before = dynamo_utils.counters["stats"]["unique_graphs"]
         tr.fit(stop_after=epoch)
         graphs.append(dynamo_utils.counters["stats"]["unique_graphs"] - before)
@@ -119,4 +122,16 @@ def test_compile_that_does_not_pay_runs_eagerly_with_eager_weights(monkeypatch, 
     eager, _ = _compiled_digits_run(monkeypatch, min_gain=0.0, compile=False)
     for a, b in zip(tr.net.parameters(), eager.net.parameters()):
         assert torch.equal(a, b)
+    assert graphs[1] == 0
+
+
+def test_compile_that_stops_paying_later_falls_back_to_eager(monkeypatch, capsys):
+    import stochep.dynamics
+    monkeypatch.setattr(stochep.dynamics, "RECHECK_EVERY", 40)  # an epoch is about 80 steps
+    tr, graphs = _compiled_digits_run(monkeypatch, min_gain=0.0, min_gain_later=float("inf"))
+    assert tr.dynamics.compile_refused.startswith("after ")
+    assert "running eagerly" in tr.dynamics.compile_refused
+    assert tr.dynamics._step is tr.dynamics._eager
+    err = capsys.readouterr().err
+    assert err.count("compile=true") == 1
     assert graphs[1] == 0

@@ -43,6 +43,9 @@ from .validation import check_choice, check_int_at_least
 Observer = Callable[[int, list], None]
 COMPILE_MIN_GAIN = 1.1  # compile=true keeps the compiled step only if it is this much faster
 PROBE_STEPS = 10  # steps per timing in that comparison (Dynamics._probe)
+# the comparison is repeated every RECHECK_EVERY compiled steps (about 4% extra steps): a probe
+# on a quiet machine says nothing about the rate once a second job shares the cores
+RECHECK_EVERY = 500
 
 
 @dataclass
@@ -187,8 +190,9 @@ class Dynamics:
         noise ends their phases early.
     compile: run the step through ``torch.compile`` (batch size dynamic, so a short last batch
         or evaluation's batch reuses the graph). On the first step the compiled and eager steps
-        are timed side by side; compilation that does not pay (``COMPILE_MIN_GAIN``), or fails,
-        falls back to eager mode with a one-line message.
+        are timed side by side, and again every ``RECHECK_EVERY`` steps (load changes);
+        compilation that does not pay (``COMPILE_MIN_GAIN``), or fails, falls back to eager mode
+        for the rest of the run with a one-line message.
     pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
         interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
         A fixed point is unchanged (the indices are recomputed there), only the path to it.
@@ -208,7 +212,7 @@ class Dynamics:
         self._step = self._eager
         self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
         self.compile_refused: str | None = None  # why the probe kept eager mode (no gain)
-        self._probed = False
+        self._compiled_calls = 0  # steps run compiled so far (the probe's schedule)
         if compile:
             # dynamic: one graph serves every batch size (the last, short batch; evaluation's)
             self._step = torch.compile(self._eager, dynamic=True)
@@ -218,9 +222,10 @@ class Dynamics:
         return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every)
 
     def _call(self, *args):
-        if not self._probed and self._step is not self._eager:
-            self._probed = True
-            self._probe(*args)
+        if self._step is not self._eager:
+            if self._compiled_calls % RECHECK_EVERY == 0:
+                self._probe(*args)
+            self._compiled_calls += 1
         try:
             return self._step(*args)
         except Exception as e:  # compilation failed: keep training in eager mode
@@ -232,14 +237,15 @@ class Dynamics:
             return self._step(*args)
 
     def _probe(self, net, consts, states, rng, *rest) -> None:
-        """Time the compiled step against the eager one on the first call's own arguments
-        (after compiling; a copy of the spike stream, so training draws the same spikes). Keep
-        the compiled step only if it is ``COMPILE_MIN_GAIN`` times faster; otherwise say so in
-        one line (stderr) and run eagerly, with the weights an eager run gives."""
+        """Time the compiled step against the eager one on this call's own arguments (the
+        first call compiles; a copy of the spike stream, so training draws the same spikes).
+        Keep the compiled step only if it is ``COMPILE_MIN_GAIN`` times faster; otherwise say
+        so in one line (stderr) and run eagerly from here on."""
         fork = None if rng is None else rng.fork()
         times = {}
         try:
-            self._step(net, consts, states, fork, *rest)  # compiles
+            if not self._compiled_calls:
+                self._step(net, consts, states, fork, *rest)  # compiles
             for _ in range(2):  # interleaved, best of two, against machine noise
                 for name, fn in (("eager", self._eager), ("compiled", self._step)):
                     t = time.perf_counter()
@@ -250,7 +256,8 @@ class Dynamics:
             return  # compiling failed: _call falls back with the error message
         gain = times["eager"] / times["compiled"]
         if gain < COMPILE_MIN_GAIN:
-            self.compile_refused = (f"torch.compile ran this step at {gain:.2f}x eager "
+            after = f"after {self._compiled_calls} steps, " if self._compiled_calls else ""
+            self.compile_refused = (f"{after}torch.compile ran this step at {gain:.2f}x eager "
                                     f"(needs {COMPILE_MIN_GAIN}x); running eagerly")
             print(f"stochep: compile=true: {self.compile_refused}", file=sys.stderr)
             self._step = self._eager
