@@ -23,6 +23,8 @@ CONFIGS = [
     ((3, 9, 7), 5, 3, 1, 0, 1, None),  # no pooling, non-square input
     ((2, 10, 9), 3, 4, 3, 2, 2, 1),  # odd sizes, stride 3, overlapping pooling windows
     ((2, 9, 8), 2, (3, 2), (2, 1), (1, 0), (2, 3), None),  # rectangular everything
+    ((2, 7, 6), 3, (3, 2), 1, (2, 1), 2, None),  # stride 1, padding k - 1 (flipped-kernel path)
+    ((1, 5, 5), 2, 2, 1, 2, 1, None),  # stride 1, padding > k - 1 (transposed-conv path)
 ]
 
 
