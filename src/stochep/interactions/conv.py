@@ -33,7 +33,7 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory order (same values and shape): oneDNN's native layout on
-    the CPU, where a convolution of it ran 1.2-1.7x faster than of NCHW (README "Speed")."""
+    the CPU, where a convolution of it ran faster than of NCHW (README "Speed")."""
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -84,7 +84,7 @@ class ConvPool(Interaction):
         self._out_pad = tuple(n - ((o - 1) * s - 2 * p + k) for n, o, s, p, k in
                               zip((h, w), conv, self.stride, self.padding, self.kernel))
         # stride 1: the transposed convolution is a convolution with the flipped kernel and
-        # padding k - 1 - p, which oneDNN runs 1.2-1.4x faster (README "Speed")
+        # padding k - 1 - p, which oneDNN runs faster (README "Speed")
         self._flip_pad = tuple(k - 1 - p for k, p in zip(self.kernel, self.padding)) \
             if self.stride == (1, 1) and all(p <= k - 1 for k, p in
                                              zip(self.kernel, self.padding)) else None
