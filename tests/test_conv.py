@@ -60,6 +60,23 @@ def test_drives_and_contrast_equal_autograd_of_energy(cfg):
     assert torch.allclose(m.drive_down(r_hi.detach().flatten(1), ctx), down)
 
 
+@pytest.mark.parametrize("make", [lambda: ConvPool((1, 28, 28), 4, 5, 1, 1, 3, 3),
+                                  lambda: ConvPool((2, 10, 9), 3, 4, 3, 2, 2, 1),
+                                  lambda: Dense((3, 4), 5)])
+def test_contrast_difference_over_one_input_is_one_contrast(make):
+    """The input layer is the same in both phases: one contrast of the difference (bilinear)
+    equals the difference of the two contrasts; other lower rates take the general path."""
+    torch.manual_seed(1)
+    m = make().double()
+    lo, lo2 = (torch.rand(4, *m.in_shape, dtype=torch.float64) for _ in range(2))
+    a, b = (torch.rand(4, *m.out_shape, dtype=torch.float64) for _ in range(2))
+    for lo_b in (lo, lo2):
+        want = [x - y for x, y in zip(m.contrast(lo, a), m.contrast(lo_b, b))]
+        got = m.contrast_difference(lo, a, lo_b, b)
+        assert len(got) == len(want)
+        assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(got, want))
+
+
 def test_shapes_macs_init_and_errors():
     m = ConvPool((1, 28, 28), 64, 5, padding=1, pool=3)
     assert m.conv_shape == (64, 26, 26) and m.out_shape == (64, 8, 8)

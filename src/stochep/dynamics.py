@@ -59,9 +59,12 @@ class PhaseResult:
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
-    """``up_0(x)``: the clamped input's drive into layer 1 (bias included)."""
-    first = net.interactions[0]
-    return first.drive_up(x, first.context(x))
+    """``up_0(x)``: the clamped input's drive into layer 1 (bias included).
+
+    The input is its own rate, so a pooling interaction pools ``conv(x)`` directly: no
+    separate context (a second convolution of ``x``) is needed.
+    """
+    return net.interactions[0].drive_up(x)
 
 
 def phase_constants(net, x: torch.Tensor, neuron=None) -> list:
@@ -265,7 +268,8 @@ class Dynamics:
     def relax(self, net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
               rng: SpikeRNG | None = None, beta: float = 0.0,
               target: torch.Tensor | None = None, average_last: int = 1, neuron=None,
-              observer: Observer | None = None, carry=None) -> PhaseResult:
+              observer: Observer | None = None, carry=None, consts: list | None = None
+              ) -> PhaseResult:
         """Run one phase of at most ``steps`` steps from the states ``init``.
 
         ``average_last = k > 1`` also averages the states over the phase's last ``k`` steps (a
@@ -274,6 +278,8 @@ class Dynamics:
         is called after every step ``t`` (1-based) with the spikes that drove it. A stateful
         neuron's internal state starts from ``carry`` (``None``: fresh, ``neuron.start``) and
         the phase returns it, so a nudged phase continues where the free phase stopped.
+        ``consts``: :func:`phase_constants` of ``(net, x, neuron)`` when the caller already has
+        them (the phases of one batch share them); computed here otherwise.
         """
         neuron = neuron or net.neuron
         stateful = getattr(neuron, "stateful", False)
@@ -282,7 +288,8 @@ class Dynamics:
                 raise ValueError(f"neuron {neuron.name!r} keeps internal state and runs with "
                                  f"update='sync' only, got update={self.update!r}")
             carry = neuron.start(init) if carry is None else carry
-        consts = phase_constants(net, x, neuron)
+        if consts is None:
+            consts = phase_constants(net, x, neuron)
         if rng is not None:  # grow the spike stream here, not inside a (compiled) step
             rng.reserve(sum(s.numel() for s in init))
         states = ref = init

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .dynamics import Dynamics
+from .dynamics import Dynamics, phase_constants
 from .rng import SpikeRNG, Streams
 from .rules import RULES, LearningRule, StepResult
 from .validation import check_choice, check_ep_noise_options, check_int_at_least, check_nonzero
@@ -114,13 +114,13 @@ def contrast_difference(net, x: torch.Tensor, hi: list[torch.Tensor], lo: list[t
     """``(dE/dtheta(hi) - dE/dtheta(lo)) / scale``, one interaction at a time.
 
     Subtracting per interaction keeps one parameter-sized temporary alive instead of two full
-    sets of contrasts, which dominated EP's memory on small batches.
+    sets of contrasts, which dominated EP's memory on small batches. The input layer is the
+    same in both phases, so a bilinear first interaction takes one contrast of the difference
+    (:meth:`Interaction.contrast_difference`).
     """
-    out = []
-    for (inter, a_lo, a_hi), (_, b_lo, b_hi) in zip(_pairs(net, x, hi), _pairs(net, x, lo)):
-        for a, b in zip(inter.contrast(a_lo, a_hi), inter.contrast(b_lo, b_hi)):
-            out.append(a.sub_(b).div_(scale))
-    return out
+    return [d.div_(scale)
+            for (inter, a_lo, a_hi), (_, b_lo, b_hi) in zip(_pairs(net, x, hi), _pairs(net, x, lo))
+            for d in inter.contrast_difference(a_lo, a_hi, b_lo, b_hi)]
 
 
 def _write_grads(net, grads: list[torch.Tensor]) -> None:
@@ -149,9 +149,11 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
     dyn = dynamics or Dynamics()
 
     def phase(start, steps, beta=0.0, carry=None):
-        return dyn.relax(net, x, start, steps, rng, beta, target, ep.average_last, carry=carry)
+        return dyn.relax(net, x, start, steps, rng, beta, target, ep.average_last, carry=carry,
+                         consts=consts)
 
     with torch.no_grad():
+        consts = phase_constants(net, x)  # the input's drive, shared by every phase
         if init is None:
             init = net.zero_states(x.shape[0], x.dtype)
         else:

@@ -26,6 +26,9 @@ class Interaction(nn.Module):
     # True for a first interaction whose drive depends on the layer above it (Hopfield
     # attention): the dynamics then call ``bind(x)`` once per phase instead of ``drive_up(x)``
     binds_input = False
+    # True when the contrast is bilinear in (r_lo, r_hi) given the context of r_lo (dense,
+    # conv): then a difference of contrasts over one r_lo is one contrast of the difference
+    bilinear = False
 
     def example_input(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """A random valid input batch (for tools that measure without data)."""
@@ -62,6 +65,17 @@ class Interaction(nn.Module):
 
     def contrast(self, r_lo: torch.Tensor, r_hi: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
+
+    def contrast_difference(self, lo_a: torch.Tensor, hi_a: torch.Tensor, lo_b: torch.Tensor,
+                            hi_b: torch.Tensor) -> list[torch.Tensor]:
+        """``contrast(lo_a, hi_a) - contrast(lo_b, hi_b)`` (the EP estimate's numerator).
+
+        A ``bilinear`` interaction given the same lower rates (the clamped input, in both
+        phases) computes ``contrast(lo, hi_a - hi_b)``: one contrast (and context) instead of two.
+        """
+        if self.bilinear and lo_a is lo_b:
+            return self.contrast(lo_a, hi_a - hi_b)
+        return [a.sub_(b) for a, b in zip(self.contrast(lo_a, hi_a), self.contrast(lo_b, hi_b))]
 
     def macs(self) -> int:
         """Multiply-accumulates of one unidirectional pass for one sample (eq. 16)."""

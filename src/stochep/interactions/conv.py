@@ -46,6 +46,8 @@ class ConvPool(Interaction):
     layers settle only for small weights (GUIDE 1.3).
     """
 
+    bilinear = True  # given the pooling indices (module docstring)
+
     def __init__(self, in_shape, out_channels: int, kernel, stride=1, padding=0, pool=1,
                  pool_stride=None, bias: bool = True, init_scale: float = 1.0):
         super().__init__()

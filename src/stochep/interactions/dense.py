@@ -17,6 +17,8 @@ class Dense(Interaction):
     (GUIDE section 1.3).
     """
 
+    bilinear = True
+
     def __init__(self, in_shape, n_out: int, bias: bool = True, init_scale: float = 1.0):
         super().__init__()
         self.in_shape = tuple(in_shape) if not isinstance(in_shape, int) else (in_shape,)
