@@ -97,6 +97,13 @@ def test_eval_reports_the_accuracy_the_run_reported(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert result["test_accuracy"] == summary["test_accuracy"]
     assert f"test_accuracy={summary['test_accuracy']:.4f}" in res.stdout
+    # --set changes the scoring: an averaged readout, recorded in the JSON; a bad value fails
+    res = run("eval", "--checkpoint", str(out / "checkpoint_last.pt"), "--set",
+              "readout_average=5", "--json", str(tmp_path / "avg.json"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "avg.json").read_text())["overrides"] == ["readout_average=5"]
+    assert_one_line_error(run("eval", "--checkpoint", str(out / "checkpoint_last.pt"), "--set",
+                              "readout_average=0"), "readout_average")
 
 
 def test_gradcheck_command_passes_and_prints_cosine_min():

@@ -77,6 +77,19 @@ def test_contrast_difference_over_one_input_is_one_contrast(make):
         assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(got, want))
 
 
+def test_one_conv_layer_under_a_dense_readout_steps_from_the_input_drive():
+    """The input's drive is computed once per phase and seeds the state: it must come back in
+    the states' NCHW layout (a channels-last one broke the dense feedback above it)."""
+    torch.manual_seed(0)
+    net = EPNetwork([ConvPool((2, 12, 12), 3, 3, 1, 1, 2), Dense((3, 6, 6), 10)],
+                    Neuron(2.0, "bernoulli"), 0.5, n_classes=5, n_perclass=2)
+    x = torch.rand(5, 2, 12, 12)  # two channels: the convolution runs channels-last
+    consts = phase_constants(net, x)
+    assert consts[0].is_contiguous()
+    states, _ = step(net, consts, net.zero_states(5), SpikeRNG(0))
+    assert all(s.is_contiguous() for s in states)
+
+
 def test_shapes_macs_init_and_errors():
     m = ConvPool((1, 28, 28), 64, 5, padding=1, pool=3)
     assert m.conv_shape == (64, 26, 26) and m.out_shape == (64, 8, 8)

@@ -96,3 +96,28 @@ def test_eval_test_best_scores_the_test_set_only_where_the_summary_reads_it(digi
     assert summary["test_accuracy"] == pytest.approx(0.4)
     with pytest.raises(ValueError, match="eval_test"):
         Config(eval_test="never").validate()
+
+
+def test_readout_average_reads_the_mean_output_state_of_the_free_phase(digits):
+    """``readout_average = k``: evaluation predicts from the output state averaged over the free
+    phase's last k steps, drawing the same evaluation spikes; k = 1 is the final state."""
+    from stochep.rng import SpikeRNG
+    from stochep.train import EVAL_SEED_OFFSET
+    x, y = digits.x_test[:200], digits.y_test[:200]
+
+    def by_hand(tr, k):
+        net, states = tr.net, []
+        rng = SpikeRNG(tr.cfg.seed + EVAL_SEED_OFFSET)
+        start = net.zero_states(len(x))
+        for _ in range(tr.cfg.T_free):  # one step at a time, keeping every output state
+            start = tr.dynamics.relax(net, tr.inputs(x), start, 1, rng).final
+            states.append(start[-1])
+        return net.predict(torch.stack(states[-k:]).mean(0))
+
+    for k in (1, 6):
+        tr = Trainer(Config(**FAST, readout_average=k), digits, progress=False)
+        tr.fit(stop_after=1)
+        assert tr.evaluate(x, y) == (by_hand(tr, k) == y).sum().item() / len(y)
+    assert not torch.equal(by_hand(tr, 6), by_hand(tr, 1))  # the two readouts differ here
+    with pytest.raises(ValueError, match="readout_average"):
+        Config(readout_average=0).validate()

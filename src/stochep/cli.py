@@ -81,6 +81,8 @@ def _add_eval(sub):
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-dir")
     p.add_argument("--json", help="where to write the result (default: next to the checkpoint)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change how it is scored, e.g. readout_average=20")
 
 
 def _add_gradcheck(sub):
@@ -332,11 +334,13 @@ def cmd_convert(args) -> int:
 def cmd_eval(args) -> int:
     from .train import Trainer
 
-    trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir)
+    trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir,
+                                      overrides=args.set)
     data, cfg = trainer.data, trainer.cfg
     acc = trainer.evaluate(data.x_test, data.y_test)
     result = {"checkpoint": os.path.abspath(args.checkpoint), "epoch": trainer.epoch,
-              "dataset": cfg.dataset, "test_accuracy": acc, "n_test": len(data.y_test)}
+              "dataset": cfg.dataset, "test_accuracy": acc, "n_test": len(data.y_test),
+              "overrides": args.set}
     path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                      "eval.json")
     with open(path, "w") as f:

@@ -46,6 +46,9 @@ class Config:
     # when to score the test set: "every" epoch, or only at a new best validation accuracy and
     # at the last epoch ("best": test_acc is null on the other epochs; nothing is chosen by it)
     eval_test: str = "every"
+    # evaluation reads the prediction from the output state averaged over the free phase's last
+    # k steps (1: its final state, as the paper); a lower-noise readout of a spiking net
+    readout_average: int = 1
     # architecture: ints are dense hidden widths (conv layers are dicts, see README)
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10
@@ -143,6 +146,7 @@ class Config:
         check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         check_choice("eval_test", self.eval_test, ("every", "best"))
+        check_int_at_least("readout_average", self.readout_average, 1)
         if self.weight_decay < 0 or self.momentum < 0:
             raise ValueError("weight_decay and momentum must be >= 0")
         if not isinstance(self.layers, list):

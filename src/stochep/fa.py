@@ -193,8 +193,10 @@ class FA(LearningRule):
                                     self.streams and self.streams.spike)
         return StepResult(states, loss)
 
-    def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> list[torch.Tensor]:
-        """The same feedforward pass without autograd (``dynamics`` and ``steps`` unused)."""
+    def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng,
+              average: int = 1) -> list[torch.Tensor]:
+        """The same feedforward pass without autograd (``dynamics``, ``steps`` and ``average``
+        unused: a feedforward pass has no phase to average over)."""
         _check_supported(net)
         with torch.no_grad():
             return feedforward(net, x, rng)

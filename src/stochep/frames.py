@@ -83,20 +83,21 @@ class FrameSequence(LearningRule):
                 p.grad = acc.div_(n)
         return StepResult(free=res.free, loss=loss / n, nudged=res.nudged, scores=scores)
 
-    def infer(self, net, x, dynamics, steps, rng):
-        return self._free_phases(net, x, dynamics, steps, rng)[0]
+    def infer(self, net, x, dynamics, steps, rng, average: int = 1):
+        return self._free_phases(net, x, dynamics, steps, rng, average)[0]
 
-    def predict(self, net, x, dynamics, steps, rng) -> torch.Tensor:
-        return self._free_phases(net, x, dynamics, steps, rng)[1].argmax(1)
+    def predict(self, net, x, dynamics, steps, rng, average: int = 1) -> torch.Tensor:
+        return self._free_phases(net, x, dynamics, steps, rng, average)[1].argmax(1)
 
-    def _free_phases(self, net, x, dynamics, steps, rng):
-        """Free phases only, warm-started frame to frame; (last states, summed class scores)."""
+    def _free_phases(self, net, x, dynamics, steps, rng, average: int = 1):
+        """Free phases only, warm-started frame to frame; (last states, summed class scores).
+        Each frame's scores are read from its states averaged over its last ``average`` steps."""
         state, scores = None, 0.0
         for t in range(x.shape[1]):
             frame = x[:, t]
             start = net.zero_states(len(frame), frame.dtype) if state is None else state
             n = steps if state is None or self.warm_steps is None else self.warm_steps
-            free = dynamics.relax(net, frame, start, n, rng).final
-            scores = scores + net.class_scores(free[-1])
-            state = _warm(free, self.gamma)
-        return free, scores
+            free = dynamics.relax(net, frame, start, n, rng, average_last=average)
+            scores = scores + net.class_scores(free.average[-1])
+            state = _warm(free.final, self.gamma)
+        return free.average, scores

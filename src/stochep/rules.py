@@ -6,7 +6,7 @@ A rule is built from the run config and the run's random streams, and has one me
     result = rule.gradients(net, x, y)     # writes p.grad for every parameter
 
 so any ``torch.optim`` optimizer applies the update. ``rule.infer(net, x, dynamics, steps,
-rng)`` gives the states a prediction is read from and ``rule.predict(...)`` the classes; by
+rng, average)`` gives the states a prediction is read from and ``rule.predict(...)`` the classes; by
 default the free phase (a rule that trains a different computation, e.g. a feedforward pass,
 overrides them so evaluation matches training; ``frames.FrameSequence`` sums over frames).
 
@@ -52,10 +52,14 @@ class LearningRule:
         (zeros when ``None``; a warm start as in eq. 18)."""
         raise NotImplementedError
 
-    def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> list[torch.Tensor]:
-        """States the prediction for ``x`` is read from: the free phase's final states."""
-        return dynamics.relax(net, x, net.zero_states(len(x), x.dtype), steps, rng).final
+    def infer(self, net, x: torch.Tensor, dynamics, steps: int, rng,
+              average: int = 1) -> list[torch.Tensor]:
+        """States the prediction for ``x`` is read from: the free phase's final states, or with
+        ``average = k > 1`` their mean over its last ``k`` steps (config ``readout_average``)."""
+        return dynamics.relax(net, x, net.zero_states(len(x), x.dtype), steps, rng,
+                              average_last=average).average
 
-    def predict(self, net, x: torch.Tensor, dynamics, steps: int, rng) -> torch.Tensor:
+    def predict(self, net, x: torch.Tensor, dynamics, steps: int, rng,
+                average: int = 1) -> torch.Tensor:
         """Predicted classes for ``x``: the readout of :meth:`infer`'s output states."""
-        return net.predict(self.infer(net, x, dynamics, steps, rng)[-1])
+        return net.predict(self.infer(net, x, dynamics, steps, rng, average)[-1])

@@ -239,7 +239,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
         """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
-        as in training, unless the rule says otherwise: ``LearningRule.infer``)."""
+        as in training, unless the rule says otherwise: ``LearningRule.infer``), read from the
+        output state averaged over its last ``readout_average`` steps."""
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
                        self.device)
         total = len(y)
@@ -247,7 +248,8 @@ class Trainer:
         correct = 0
         for i in range(0, len(y), batch_size):
             xb = self.inputs(x[i:i + batch_size])
-            pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng)
+            pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng,
+                                     average=self.cfg.readout_average)
             correct += (pred.cpu() == y[i:i + batch_size]).sum().item()
         return self.dp.sum(correct)[0] / total
 

@@ -134,7 +134,8 @@ class ConvPool(Interaction):
         return y.flatten(2).gather(2, ctx.flatten(2)).view(y.shape[0], *self.out_shape)
 
     def drive_up(self, s_lo, ctx=None):
-        y = self._up(s_lo, ctx)
+        # NCHW like the layer states (the convolution's own output may be channels-last)
+        y = self._up(s_lo, ctx).contiguous()
         return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
     def drive_down(self, s_hi, ctx=None):
