@@ -38,20 +38,19 @@ def main(argv=None) -> int:
     if args.train_subset:
         data.x_train = data.x_train[:args.train_subset]
         data.y_train = data.y_train[:args.train_subset]
+    tr = Trainer(cfg, data, None, progress=False, calibrate=False)
+    tr.load_state_dict(ck)
+    if tr.val is None:
+        raise SystemExit("the run has no validation split (val_fraction=0): nothing to choose "
+                         "k with")
     rows = []
-    for k in args.ks:
-        cfg.set("readout_average", k)
-        tr = Trainer(cfg, data, None, progress=False, calibrate=False)
-        tr.load_state_dict(ck)
-        if tr.val is None:
-            raise SystemExit("the run has no validation split (val_fraction=0): nothing to "
-                             "choose k with")
+    for k in args.ks:  # evaluate() reads the readout from the run's config
+        tr.cfg.set("readout_average", k)
+        tr.cfg.validate()
         rows.append({"readout_average": k, "val_acc": tr.evaluate(*tr.val), "test_acc": None})
         print_table(rows[-1:], ["readout_average", "val_acc"])
     best = max(rows, key=lambda r: (r["val_acc"], -r["readout_average"]))
-    cfg.set("readout_average", best["readout_average"])
-    tr = Trainer(cfg, data, None, progress=False, calibrate=False)
-    tr.load_state_dict(ck)
+    tr.cfg.set("readout_average", best["readout_average"])
     best["test_acc"] = tr.evaluate(data.x_test, data.y_test)
     print_table(rows, ["readout_average", "val_acc", "test_acc"])
     name = os.path.basename(os.path.normpath(args.run))

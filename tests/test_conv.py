@@ -70,9 +70,14 @@ def test_contrast_difference_over_one_input_is_one_contrast(make):
     m = make().double()
     lo, lo2 = (torch.rand(4, *m.in_shape, dtype=torch.float64) for _ in range(2))
     a, b = (torch.rand(4, *m.out_shape, dtype=torch.float64) for _ in range(2))
-    for lo_b in (lo, lo2):
+    for lo_b, calls in ((lo, 1), (lo2, 2)):
         want = [x - y for x, y in zip(m.contrast(lo, a), m.contrast(lo_b, b))]
+        seen = []
+        plain = m.contrast
+        m.contrast = lambda r_lo, r_hi: seen.append(r_lo) or plain(r_lo, r_hi)
         got = m.contrast_difference(lo, a, lo_b, b)
+        del m.contrast
+        assert len(seen) == calls  # the shared input costs one contrast, not two
         assert len(got) == len(want)
         assert all(torch.allclose(g, w, atol=1e-12) for g, w in zip(got, want))
 
