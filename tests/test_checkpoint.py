@@ -20,7 +20,8 @@ def _weights(tr):
 
 @pytest.mark.parametrize("extra", [
     {}, {"optimizer": "adamw", "lr": 0.003, "epochs": 2}, {"momentum": 0.9, "epochs": 2},
-    {"algo": "bptt", "epochs": 2}], ids=["sgd", "adamw", "sgd-momentum", "bptt"])
+    {"algo": "bptt", "epochs": 2}, {"ema_decay": 0.9, "epochs": 2}],
+    ids=["sgd", "adamw", "sgd-momentum", "bptt", "weight-average"])
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(digits, tmp_path, extra):
     cfg = {**FAST, **extra}
     full = Trainer(Config(**cfg), digits, str(tmp_path / "full"), progress=False)
@@ -35,6 +36,9 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(digits, tmp_path,
     resumed.fit()
     for a, b in zip(_weights(full), _weights(resumed)):
         assert torch.equal(a, b)
+    if extra.get("ema_decay"):  # the evaluated average resumes too (the history compares it)
+        assert resumed.ema.updates == full.ema.updates > 0
+        assert all(torch.equal(a, b) for a, b in zip(full.ema.avg, resumed.ema.avg))
     for a, b in zip(full.opt.state_dict()["state"].values(),
                     resumed.opt.state_dict()["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a)

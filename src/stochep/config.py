@@ -49,6 +49,9 @@ class Config:
     # evaluation reads the prediction from the output state averaged over the free phase's last
     # k steps (1: its final state, as the paper); a lower-noise readout of a spiking net
     readout_average: int = 1
+    # evaluate an exponential moving average of the weights with this decay per optimizer step
+    # (0: off, the raw weights); training continues from the raw weights (weight_average.py)
+    ema_decay: float = 0.0
     # architecture: ints are dense hidden widths (conv layers are dicts, see README)
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10
@@ -147,6 +150,8 @@ class Config:
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         check_choice("eval_test", self.eval_test, ("every", "best"))
         check_int_at_least("readout_average", self.readout_average, 1)
+        if not isinstance(self.ema_decay, float) or not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay!r}")
         if self.weight_decay < 0 or self.momentum < 0:
             raise ValueError("weight_decay and momentum must be >= 0")
         if not isinstance(self.layers, list):

@@ -34,6 +34,7 @@ from .frames import FrameSequence
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
 from .rng import RANK_SEED_STRIDE, SpikeRNG, Streams
+from .weight_average import WeightAverage
 
 EVAL_SEED_OFFSET = 7919
 VAL_SPLIT_SEED_OFFSET = 104729  # the validation split's own stream: seed + this
@@ -118,6 +119,8 @@ class Trainer:
             calibrate_rates(self.net, self.network_inputs(cfg.calibrate_batch),
                             cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
         self.dp.broadcast_params(self.net)  # rank 0's (calibrated) initial weights everywhere
+        # the weights evaluation uses: their moving average (ema_decay > 0), or the raw ones
+        self.ema = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.streams = Streams(cfg.seed, self.device, self.dp.rank)
         self.rule = cfg.rule(self.streams)
         if self.frames and cfg.frame_update == "frame" and self.dp.world_size > 1:
@@ -188,7 +191,7 @@ class Trainer:
                 for p in net.parameters():
                     p.grad = torch.zeros_like(p)
                 self.dp.average_grads(net.parameters(), 0)
-                self.opt.step()
+                self._step()
                 continue
             res = (self.rule.gradients(net, x, y, optimizer=self.opt) if self.frames
                    else self.rule.gradients(net, x, y))
@@ -196,7 +199,7 @@ class Trainer:
             self.dp.average_grads(net.parameters(), n)
             self._check_finite(free, b)
             before = [p.detach().clone() for p in net.parameters()]
-            self.opt.step()
+            self._step()
             seen += n
             tot_loss += loss.sum().item()
             pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
@@ -211,6 +214,13 @@ class Trainer:
         # layer activity is rank 0's shard's (a sample of the batch), not summed over ranks
         return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
                           activity.summary())
+
+    def _step(self) -> None:
+        """One optimizer step, folded into the weight average if there is one (with
+        ``frame_update='frame'`` the rule steps per frame and the average once per batch)."""
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.net)
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv; frame
@@ -240,7 +250,14 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
         """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
         as in training, unless the rule says otherwise: ``LearningRule.infer``), read from the
-        output state averaged over its last ``readout_average`` steps."""
+        output state averaged over its last ``readout_average`` steps. With ``ema_decay`` the
+        network's weights are their moving average for the evaluation."""
+        if self.ema is not None:
+            with self.ema.applied(self.net):
+                return self._evaluate(x, y, batch_size)
+        return self._evaluate(x, y, batch_size)
+
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
                        self.device)
         total = len(y)
@@ -263,6 +280,7 @@ class Trainer:
         return {"format": CKPT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
                 "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), **self.streams.state_dict(), **extra,
+                "ema": None if self.ema is None else self.ema.state_dict(),
                 "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
                 "test_acc_at_best_val": self.test_acc_at_best_val,
                 "train_time": self.train_time, "history": self.history,
@@ -276,6 +294,10 @@ class Trainer:
             self.opt.load_state_dict(ck["optimizer"])
             self.sched.load_state_dict(ck["scheduler"])
             self.streams.load_state_dict(ck)
+            if self.ema is not None:  # no average saved (ema_decay set at resume): start one
+                self.ema = WeightAverage(self.net, self.cfg.ema_decay)
+                if ck.get("ema"):
+                    self.ema.load_state_dict(ck["ema"])
             ranks = ck.get("spike_rng_ranks")
             if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
                 self.streams.spike.load_state_dict(ranks[self.dp.rank])
