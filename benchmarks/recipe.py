@@ -35,6 +35,7 @@ ROWS = [
     ("+ cosine schedule", ["scheduler=cosine"]),
     ("AdamW 2e-4 instead of SGD with per-layer lr (= the preset)",
      ["optimizer=adamw", "lr=0.0002", "lr_layers=[]"]),
+    ("+ evaluate the weights' moving average, ema_decay 0.998", ["ema_decay=0.998"]),
 ]
 
 
