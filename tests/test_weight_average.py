@@ -42,7 +42,13 @@ def test_evaluation_scores_the_averaged_weights_and_training_keeps_the_raw_ones(
     raw = [p.detach().clone() for p in tr.net.parameters()]
     assert tr.ema.updates == -(-len(tr.data.y_train) // FAST["batch_size"])  # one per step
     assert any(not torch.equal(a, w) for a, w in zip(tr.ema.avg, raw))
+    seen = []  # the weights the evaluation's free phases run with
+    plain = tr._evaluate
+    tr._evaluate = lambda *a: seen.append([p.detach().clone() for p in tr.net.parameters()]) \
+        or plain(*a)
     acc = tr.evaluate(digits.x_test, digits.y_test)
+    del tr._evaluate
+    assert len(seen) == 1 and all(torch.equal(s, a) for s, a in zip(seen[0], tr.ema.avg))
     assert all(torch.equal(p, w) for p, w in zip(tr.net.parameters(), raw))  # restored
     with tr.ema.applied(tr.net):  # the same score as the average evaluated by hand
         tr.ema, ema = None, tr.ema

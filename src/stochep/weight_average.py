@@ -48,7 +48,8 @@ class WeightAverage:
                     p.copy_(w)
 
     def state_dict(self) -> dict:
-        return {"decay": self.decay, "updates": self.updates, "avg": [a.clone() for a in self.avg]}
+        """The update count and the average (the decay is the config's ``ema_decay``)."""
+        return {"updates": self.updates, "avg": [a.clone() for a in self.avg]}
 
     def load_state_dict(self, state: dict) -> None:
         avg = state["avg"]
