@@ -1,7 +1,7 @@
 """Shared assertion for the dynamics tests: even/odd steps never raise the mean-field energy."""
 import torch
 
-from stochep.dynamics import phase_constants, step_async
+from stochep.engine.dynamics import phase_constants, step_async
 
 
 def relax_async_checking_energy(net, x: torch.Tensor, steps: int) -> list[torch.Tensor]:

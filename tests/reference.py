@@ -2,14 +2,14 @@
 
 Every step recomputes the whole energy ``E_stoch + beta L`` (input term included) and takes its
 gradient with autograd; spikes come from ``torch.bernoulli`` and pass gradients straight through
-(eq. 6). Used by the tests and the throughput benchmark (``benchmarks/throughput.py``) to
+(eq. 6). Used by the tests and the throughput benchmark (``benchmarks/speed/throughput.py``) to
 cross-check the fast engine; not part of the installed package, not for training.
 """
 from __future__ import annotations
 
 import torch
 
-from stochep.ep import EP, contrasts
+from stochep.rules.ep import EP, contrasts
 
 
 def reference_step(net, x, states, beta=0.0, target=None, generator=None):

@@ -2,6 +2,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,3 +18,16 @@ def shared_data(name: str) -> Path:
         if c.is_dir():
             return c
     return candidates[0]
+
+
+def needs_data(name: str) -> Path:
+    """The shared dataset ``name``; without it the calling test skips with a one-line reason, or
+    fails where ``STOCHEP_REQUIRE_DATA=1`` (CI has the data and must run these tests)."""
+    path = shared_data(name)
+    if not path.is_dir():
+        msg = (f"needs the real {name} data at ../shared/data/{name} "
+               f"(or $STOCHEP_{name.upper().replace('-', '_')}_DIR)")
+        if os.environ.get("STOCHEP_REQUIRE_DATA") == "1":
+            pytest.fail(msg + "; STOCHEP_REQUIRE_DATA=1 requires it")
+        pytest.skip(msg)
+    return path

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from stochep.config import Config
-from stochep.dynamics import Dynamics, phase_constants
-from stochep.gradcheck import compare_ep_bptt
-from stochep.interactions.attention import HopfieldAttention, retrieve
-from stochep.models import build_network
+from stochep.engine.dynamics import Dynamics, phase_constants
+from stochep.engine.interactions.attention import HopfieldAttention, retrieve
+from stochep.tools.gradcheck import compare_ep_bptt
+from stochep.training.config import Config
+from stochep.training.models import build_network
 
 
 def _emb(vocab=30, d=8, seed=0):
@@ -84,7 +84,7 @@ def test_mean_field_energy_never_increases():
     net = _net()
     x = _ids()
     consts = phase_constants(net, x)
-    from stochep.dynamics import step
+    from stochep.engine.dynamics import step
 
     states = net.zero_states(5, torch.float64)
     e_prev = net.energy(x, states)

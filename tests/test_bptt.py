@@ -3,26 +3,28 @@ each of its options (bptt.py) does what it claims."""
 import pytest
 import torch
 
-from stochep.bptt import bptt_gradients
-from stochep.config import Config
-from stochep.models import build_network
-from stochep.rng import SpikeRNG
-from stochep.train import Trainer
+from stochep.engine.rng import SpikeRNG
+from stochep.rules.bptt import bptt_gradients
+from stochep.training.config import Config
+from stochep.training.models import build_network
+from stochep.training.trainer import Trainer
 
 
 def test_bptt_on_the_digits_default_beats_chance_widely(digits):
     cfg = Config(algo="bptt", epochs=1)
     tr = Trainer(cfg, digits, progress=False)
-    assert tr.cfg.bptt_clip == 1.0 and tr.cfg.lr == 0.05  # the default bptt: section applies
+    assert tr.rule.clip == 1.0 and tr.cfg.lr == 0.05  # BPTT's tuned section applies
     tr.fit()
     assert tr.history[-1]["test_acc"] > 0.5  # chance is 0.1; 3 epochs: 95% (README)
 
 
 def test_bptt_section_overrides_apply(digits):
-    cfg = Config(algo="bptt", bptt={"lr": 0.002, "optimizer": "adamw", "bptt_spikes": "rate"})
+    cfg = Config(algo="bptt", rules={"bptt": {"lr": 0.002, "optimizer": "adamw", "spikes": "rate"}})
     tr = Trainer(cfg, digits, progress=False)
-    assert (tr.cfg.lr, tr.cfg.optimizer, tr.cfg.bptt_spikes) == (0.002, "adamw", "rate")
-    assert Trainer(Config(bptt={"lr": 0.002}), digits, progress=False).cfg.lr == Config().lr  # EP
+    assert (tr.cfg.lr, tr.cfg.optimizer, tr.rule.spikes) == (0.002, "adamw", "rate")
+    assert tr.rule.clip == 0.0  # a section replaces the tuned one as a whole
+    ep = Config(rules={"bptt": {"lr": 0.002}})
+    assert Trainer(ep, digits, progress=False).cfg.lr == Config().lr  # EP runs ignore it
 
 
 def _net(widths=(64, 32), seed=0, dtype=torch.float64):
@@ -92,11 +94,10 @@ def test_clip_bounds_the_global_gradient_norm_and_keeps_its_direction(batch):
     torch.testing.assert_close(got / got.norm(), raw / raw.norm())
 
 
-@pytest.mark.parametrize("key,value", [("bptt_spikes", "poisson"), ("bptt_loss_last", 0),
-                                       ("bptt_loss_last", 31), ("bptt_truncate", -1),
-                                       ("bptt_clip", -1.0)])
+@pytest.mark.parametrize("key,value", [("spikes", "poisson"), ("loss_last", 0),
+                                       ("loss_last", 31), ("truncate", -1), ("clip", -1.0)])
 def test_bad_bptt_options_are_rejected(key, value):
     cfg = Config()
-    cfg.set(key, value)
-    with pytest.raises(ValueError, match=key):
+    cfg.set(f"rules.bptt.{key}", value)
+    with pytest.raises(ValueError, match=f"rules.bptt.{key}"):
         cfg.validate()

@@ -7,9 +7,9 @@ import stat
 import pytest
 import torch
 
-from stochep.checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint, save_atomic
-from stochep.config import Config
-from stochep.train import Trainer, TrainingDiverged
+from stochep.training.checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint, save_atomic
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer, TrainingDiverged
 
 FAST = dict(epochs=3, T_free=8, T_nudge=4, layers=[32], batch_size=64)
 
@@ -88,7 +88,7 @@ def test_checkpoint_holds_only_tensors_and_plain_data(digits, tmp_path):
 
 
 def test_save_fsyncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
-    from stochep.train import _write_atomic_text
+    from stochep.training.trainer import _write_atomic_text
 
     synced = []
     real = os.fsync

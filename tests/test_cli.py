@@ -9,9 +9,9 @@ import types
 
 import pytest
 import torch
-from shared_data import shared_data
+from shared_data import needs_data
 
-from stochep.checkpoint import load_checkpoint
+from stochep.training.checkpoint import load_checkpoint
 
 FAST = ["--set", "T_free=12", "--set", "T_nudge=4", "--set", "layers=[64]",
         "--batch-size", "32", "--no-progress"]
@@ -117,7 +117,7 @@ def test_gradcheck_command_passes_and_prints_cosine_min():
 
 def test_gradcheck_on_the_mnist_2c_preset_narrowed():
     res = run("gradcheck", "--preset", "mnist-2c", "--narrow", "8", "--data-dir",
-              str(shared_data("mnist")), "--batch", "4", "--T", "400")
+              str(needs_data("mnist")), "--batch", "4", "--T", "400")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "interactions.1.weight" in res.stdout  # the second conv layer is checked
     assert float(res.stdout.strip().splitlines()[-1].split("=")[1]) >= 0.99
@@ -125,19 +125,20 @@ def test_gradcheck_on_the_mnist_2c_preset_narrowed():
 
 def test_every_preset_loads_and_builds():
     from stochep.data import dataset_shape
-    from stochep.models import build_network
-    from stochep.presets import load_preset, preset_names
+    from stochep.training.models import build_network
+    from stochep.training.presets import load_preset, preset_names
 
     assert {"mnist-1fc", "mnist-2fc", "mnist-2c", "cifar10-5c", "cifar10-5cp",
             "imdb-1ha1fc"} <= set(preset_names())
     for name in preset_names():
-        cfg, paper = load_preset(name)
+        cfg = load_preset(name)
+        paper = cfg.paper
         assert cfg.validate() and "accuracy" in paper
         shape, n_classes = dataset_shape(cfg.dataset)
         net = build_network(cfg, shape, n_classes)
         assert net.layer_shapes[-1] == (n_classes * cfg.n_perclass,)
-    assert load_preset("cifar10-5c")[0].layers[-1]["conv"] == 256
-    assert build_network(load_preset("cifar10-5c")[0], (3, 32, 32), 10).layer_shapes[3] == (
+    assert load_preset("cifar10-5c").layers[-1]["conv"] == 256
+    assert build_network(load_preset("cifar10-5c"), (3, 32, 32), 10).layer_shapes[3] == (
         256, 2, 2)
 
 
@@ -225,7 +226,7 @@ def trained_path(tmp_path_factory):
     (lambda ck: ck.update(epoch=True), "field 'epoch' is a bool"),
     (lambda ck: ck["model"].update({"interactions.0.weight": 1.0}), "is not a tensor"),
     (lambda ck: ck["config"].update(lr="fast"), "invalid config (lr must be of type float"),
-    (lambda ck: ck["config"].update(nonsense=1), "unknown config key(s): nonsense"),
+    (lambda ck: ck["config"].update(nonsense=1), "unknown config key(s): 'nonsense'"),
     (lambda ck: ck.pop("spike_rng"), "no 'spike_rng' field"),
     (lambda ck: ck["model"].pop("interactions.0.weight"), "does not fit the network"),
     (lambda ck: ck.update(format="stochep-checkpoint-v9"), "this stochep reads"),
@@ -269,9 +270,9 @@ def test_v1_checkpoint_is_refused_with_the_hint_then_converted_explicitly(tmp_pa
 
 def test_divergence_on_an_epochs_last_batch_exits_1_and_keeps_the_checkpoints(
         tmp_path, capsys, monkeypatch, digits):
-    from stochep import train
     from stochep.cli import main
     from stochep.data.split import holdout_indices
+    from stochep.training import trainer as train
 
     out = tmp_path / "run"
     n_train = len(holdout_indices(len(digits.y_train), 0.1, 1 + train.VAL_SPLIT_SEED_OFFSET)[0])

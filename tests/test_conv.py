@@ -8,13 +8,13 @@ from dynamics_checks import relax_async_checking_energy
 from torch.nn import functional as F
 
 from stochep import EPNetwork, Neuron
-from stochep.config import Config
-from stochep.dynamics import Dynamics, phase_constants, step
-from stochep.ep import EP, ep_gradients
-from stochep.gradcheck import compare_ep_bptt
-from stochep.interactions import ConvPool, Dense
-from stochep.models import build_network, image_shape
-from stochep.rng import SpikeRNG
+from stochep.engine.dynamics import Dynamics, phase_constants, step
+from stochep.engine.interactions import ConvPool, Dense
+from stochep.engine.rng import SpikeRNG
+from stochep.rules.ep import EP, ep_gradients
+from stochep.tools.gradcheck import compare_ep_bptt
+from stochep.training.config import Config
+from stochep.training.models import build_network, image_shape
 
 # (in_shape, out_channels, kernel, stride, padding, pool, pool_stride)
 CONFIGS = [

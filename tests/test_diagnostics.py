@@ -3,13 +3,13 @@ import pytest
 import torch
 
 from stochep import EP, EPNetwork, Neuron
-from stochep.calibrate import calibrate_rates
-from stochep.config import Config
-from stochep.costs import RateMSE, StateMSE
-from stochep.diagnostics import activity_warnings, diagnose, gradient_report, layer_activity
-from stochep.dynamics import relax
-from stochep.rng import SpikeRNG
-from stochep.train import Trainer
+from stochep.engine.calibrate import calibrate_rates
+from stochep.engine.costs import RateMSE, StateMSE
+from stochep.engine.dynamics import relax
+from stochep.engine.rng import SpikeRNG
+from stochep.tools.diagnose import activity_warnings, diagnose, gradient_report, layer_activity
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer
 
 
 def _net(mode="bernoulli", widths=(64, 32, 24)):

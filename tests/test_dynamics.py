@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from stochep import EPNetwork, Neuron
-from stochep.dynamics import phase_constants, step
+from stochep.engine.dynamics import phase_constants, step
 
 
 def _net(widths=(20, 16, 12), scale=0.5, kappa=2.0, lam=0.5, cost="state"):
@@ -89,7 +89,7 @@ def test_states_stay_in_box_and_input_drive_is_reused():
 def test_fast_engine_equals_autograd_reference_in_mean_field_mode():
     from reference import reference_ep_gradients
 
-    from stochep.ep import EP, ep_gradients
+    from stochep.rules.ep import EP, ep_gradients
 
     net = _net()
     x = torch.rand(6, 20, dtype=torch.float64)

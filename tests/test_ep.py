@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from stochep import EP, EPNetwork, Neuron, ep_gradients
-from stochep.bptt import bptt_gradients
-from stochep.gradcheck import compare_ep_bptt
+from stochep.rules.bptt import bptt_gradients
+from stochep.tools.gradcheck import compare_ep_bptt
 
 
 def _net(widths, scale=0.5, mode="rate"):

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from stochep import EP, EPNetwork, Neuron, ep_gradients
-from stochep.config import Config
-from stochep.dynamics import Dynamics
-from stochep.rng import SpikeRNG
+from stochep.engine.dynamics import Dynamics
+from stochep.engine.rng import SpikeRNG
+from stochep.training.config import Config
 
 
 def _net(mode):

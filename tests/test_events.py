@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from shared_data import shared_data
+from shared_data import needs_data
 
-from stochep.data import SHAPES, DataError, load_dataset
+from stochep.data import DataError, dataset_shape, load_dataset
 from stochep.data import dvsgesture as dvs
 from stochep.data import events as ev
 from stochep.data.event_mnist import (
@@ -20,8 +20,6 @@ from stochep.data.event_mnist import (
 )
 from stochep.data.events import EventError, bin_events, frames_to_events
 from stochep.data.mnist import load_mnist
-
-REAL_MNIST = shared_data("mnist")
 
 
 def one_line_error(fn, *fragments, exc=DataError):
@@ -290,16 +288,15 @@ def test_bad_label_file_name_and_parameters(gesture):
 
 
 def test_registered_shapes():
-    assert SHAPES["dvsgesture"] == ((60, 2, 32, 32), 11)
-    assert SHAPES["event-mnist"] == ((10, 2, 32, 32), 10)
+    assert dataset_shape("dvsgesture") == ((60, 2, 32, 32), 11)
+    assert dataset_shape("event-mnist") == ((10, 2, 32, 32), 10)
 
 
 # ---- event-MNIST (generated from the real MNIST digits) ---------------------------------------
 
 @pytest.fixture(scope="module")
 def mnist():
-    assert REAL_MNIST.is_dir(), f"real MNIST not found at {REAL_MNIST}; set STOCHEP_MNIST_DIR"
-    return load_mnist(REAL_MNIST, flatten=False)
+    return load_mnist(needs_data("mnist"), flatten=False)
 
 
 def test_event_mnist_is_deterministic_and_labelled_like_its_digits(mnist):
@@ -347,9 +344,10 @@ def test_event_mnist_raw_events_bin_back_to_the_counts(mnist):
 
 
 def test_event_mnist_registry_generate_and_errors(mnist, tmp_path):
-    ds = load_dataset("event-mnist", str(REAL_MNIST), n_train=10, n_test=5, n_frames=3)
+    real_mnist = needs_data("mnist")
+    ds = load_dataset("event-mnist", str(real_mnist), n_train=10, n_test=5, n_frames=3)
     assert ds.x_train.shape == (10, 3, 2, 32, 32) and ds.name == "event-mnist"
-    path = generate_event_mnist(REAL_MNIST, tmp_path, n_train=10, n_test=5, n_frames=3)
+    path = generate_event_mnist(real_mnist, tmp_path, n_train=10, n_test=5, n_frames=3)
     saved = torch.load(path, weights_only=True)
     assert torch.equal(saved["x_train"], ds.x_train) and torch.equal(saved["y_test"], ds.y_test)
     assert saved["params"]["n_frames"] == 3 and saved["params"]["seed"] == 0

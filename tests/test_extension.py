@@ -2,16 +2,16 @@
 registered through the public registries and trained with on a tiny net. Plus warm starts,
 phase observers and numbers in scientific notation."""
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 import torch
 
-from stochep import COSTS, EP, NEURONS, RULES, Cost, Dynamics, LearningRule, NeuronModel
-from stochep import StepResult
+from stochep import COSTS, EP, NEURONS, RULES, Cost, Dynamics, LearningRule, NeuronModel, StepResult
 from stochep.cli import main
-from stochep.config import Config, ConfigError, load_yaml
-from stochep.memory import measure_step_memory
-from stochep.train import Trainer
+from stochep.tools.memory import measure_step_memory
+from stochep.training.config import Config, ConfigError, load_yaml
+from stochep.training.trainer import Trainer
 
 
 # ---- the toy parts ----------------------------------------------------------------------------
@@ -53,10 +53,11 @@ class ToyDeltaRule(LearningRule):
 
     T: int
     streams: object = None
+    options: ClassVar[dict] = {"T": 0}  # free-phase steps (0: T_free)
 
     @classmethod
     def from_config(cls, cfg, streams=None):
-        return cls(cfg.rule_options.get("T", cfg.T_free), streams)
+        return cls(cls.settings(cfg)["T"] or cfg.T_free, streams)
 
     def gradients(self, net, x, y, init=None):
         init = net.zero_states(len(x), x.dtype) if init is None else init
@@ -110,7 +111,7 @@ def test_a_toy_cost_sets_the_nudge_and_trains(toys, digits):
 
 
 def test_a_toy_rule_trains_through_config_cli_and_memory(toys, digits, tmp_path, capsys):
-    cfg = _tiny(algo="toy-delta", rule_options={"T": 15}, epochs=3, lr=0.01)
+    cfg = _tiny(algo="toy-delta", rules={"toy-delta": {"T": 15}}, epochs=3, lr=0.01)
     tr = Trainer(cfg, digits, progress=False)
     assert isinstance(tr.rule, ToyDeltaRule) and tr.rule.T == 15
     w0 = tr.net.interactions[0].weight.detach().clone()

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from stochep.cli import main
-from stochep.config import Config
-from stochep.fa import FA, fa_gradients, feedforward, make_feedback
-from stochep.models import build_network
-from stochep.rng import SpikeRNG, Streams
-from stochep.train import Trainer
+from stochep.engine.rng import SpikeRNG, Streams
+from stochep.rules.fa import FA, fa_gradients, feedforward, make_feedback
+from stochep.training.config import Config
+from stochep.training.models import build_network
+from stochep.training.trainer import Trainer
 
 DENSE = [32, 16]
 CONV = [{"conv": 4, "kernel": 3, "padding": 1, "pool": 2}, 16]

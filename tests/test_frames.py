@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from stochep.dynamics import Dynamics
-from stochep.ep import EP
-from stochep.frames import FrameSequence
-from stochep.network import EPNetwork
-from stochep.neurons import Neuron
-from stochep.rng import Streams
+from stochep.engine.dynamics import Dynamics
+from stochep.engine.network import EPNetwork
+from stochep.engine.neurons import Neuron
+from stochep.engine.rng import Streams
 from stochep.rules import StepResult
+from stochep.rules.ep import EP
+from stochep.rules.frames import FrameSequence
 
 
 def _net(seed=0):
@@ -122,12 +122,12 @@ def test_bad_frame_options_are_clear_errors():
 
 # ---- the whole pipeline on event data ---------------------------------------------------------
 def test_gradcheck_passes_on_a_tiny_3c_shaped_net_fed_one_frame():
-    from stochep.config import Config
-    from stochep.gradcheck import compare_ep_bptt
-    from stochep.models import build_network
-    from stochep.presets import load_preset
+    from stochep.tools.gradcheck import compare_ep_bptt
+    from stochep.training.config import Config
+    from stochep.training.models import build_network
+    from stochep.training.presets import load_preset
 
-    cfg = load_preset("dvsgesture-3c")[0]
+    cfg = load_preset("dvsgesture-3c")
     cfg.apply_overrides(["layers=[{conv: 2, kernel: 5, padding: 1, pool: 2}, "
                          "{conv: 3, kernel: 3, padding: 1, pool: 2}, "
                          "{conv: 4, kernel: 3, padding: 1, pool: 2}]", "n_perclass=2",
@@ -143,8 +143,8 @@ def test_gradcheck_passes_on_a_tiny_3c_shaped_net_fed_one_frame():
 def test_trainer_runs_temporal_ep_on_tonic_layout_recordings(tmp_path, monkeypatch):
     from test_events import write_tonic
 
-    from stochep.config import Config
-    from stochep.train import Trainer
+    from stochep.training.config import Config
+    from stochep.training.trainer import Trainer
 
     monkeypatch.setenv("STOCHEP_CACHE", str(tmp_path / "cache"))
     write_tonic(tmp_path / "data")
@@ -186,8 +186,8 @@ def test_frames_after_the_first_use_the_shorter_warm_phases():
 def test_trainer_builds_the_warm_rule_from_T_free_warm(tmp_path, monkeypatch):
     from test_events import write_tonic
 
-    from stochep.config import Config
-    from stochep.train import Trainer
+    from stochep.training.config import Config
+    from stochep.training.trainer import Trainer
 
     monkeypatch.setenv("STOCHEP_CACHE", str(tmp_path / "cache"))
     write_tonic(tmp_path / "data")

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from stochep import RULES, EPNetwork, Neuron
-from stochep.bptt import bptt_gradients
-from stochep.config import Config
-from stochep.dynamics import Dynamics, phase_constants, step
-from stochep.implicit import ID, equilibrium_step, id_gradients, solve_adjoint
-from stochep.train import Trainer, TrainingDiverged
+from stochep.engine.dynamics import Dynamics, phase_constants, step
+from stochep.rules.bptt import bptt_gradients
+from stochep.rules.implicit import ID, equilibrium_step, id_gradients, solve_adjoint
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer, TrainingDiverged
 
 
 def _net(widths, scale=0.3, lam=0.5, mode="rate", n_perclass=2):
@@ -89,8 +89,9 @@ def test_id_trains_the_digits_default(digits):
     assert tr.history[-1]["test_acc"] > 0.7  # chance is 0.1; measured 0.85 after this epoch
 
 
-@pytest.mark.parametrize("key,value", [("id_iters", 0), ("id_tol", 0.0), ("id_tol", 1.5),
-                                       ("id_damping", 0.0), ("id_damping", 1.5)])
+@pytest.mark.parametrize("key,value", [("rules.id.iters", 0), ("rules.id.tol", 0.0),
+                                       ("rules.id.tol", 1.5), ("rules.id.damping", 0.0),
+                                       ("rules.id.damping", 1.5)])
 def test_bad_id_options_are_rejected(key, value):
     cfg = Config()  # checked whatever algo is
     cfg.set(key, value)

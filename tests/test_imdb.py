@@ -5,14 +5,14 @@ import tarfile
 
 import pytest
 import torch
-from shared_data import shared_data
+from shared_data import needs_data
 
 from stochep.cli import main
-from stochep.config import Config
 from stochep.data import DataError, load_dataset
 from stochep.data.glove import load_glove
 from stochep.data.imdb import build_vocab, encode, load_imdb, tokenize
-from stochep.train import Trainer
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer
 
 REVIEWS = {
     ("train", "pos"): ["A great, great film.<br /><br />I loved it!", "Wonderful acting; great plot.",
@@ -144,17 +144,16 @@ def test_training_steps_end_to_end_on_tiny_text(imdb_dir, tmp_path):
 
 
 def test_memory_tool_measures_the_attention_net():
-    from stochep.memory import measure_step_memory
-    from stochep.presets import load_preset
+    from stochep.tools.memory import measure_step_memory
+    from stochep.training.presets import load_preset
 
-    cfg = load_preset("imdb-1ha1fc")[0]
+    cfg = load_preset("imdb-1ha1fc")
     cfg.layers, cfg.T_free, cfg.T_nudge, cfg.n_perclass = [{"attention": 16}], 10, 5, 10
     assert measure_step_memory(cfg, "ep", 4)["peak_bytes"] > 0
 
 
 def test_gradcheck_on_real_reviews(capsys):
-    root = shared_data("imdb")
-    assert root.is_dir(), f"the shared IMDB data is missing at {root}"
+    root = needs_data("imdb")
     assert main(["gradcheck", "--preset", "imdb-1ha1fc", "--narrow", "8", "--data-dir", str(root),
                  "--batch", "4", "--T", "300"]) == 0
     assert "cosine_min=1.0" in capsys.readouterr().out

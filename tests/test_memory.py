@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from stochep import memory, memory_report
 from stochep.cli import main
-from stochep.config import Config
-from stochep.memory import StorageTracker, measure_step_memory
+from stochep.tools import memory, memory_report
+from stochep.tools.memory import StorageTracker, measure_step_memory
+from stochep.training.config import Config
 
 
 def test_tracker_counts_hand_known_allocations():
@@ -57,9 +57,9 @@ def test_ep_peak_flat_in_T_while_bptt_grows_linearly():
 
 def test_tracker_agrees_with_profiler_allocator_events():
     profiler = pytest.importorskip("torch.profiler")
-    from stochep.bptt import bptt_gradients
-    from stochep.models import build_network
-    from stochep.rng import SpikeRNG
+    from stochep.engine.rng import SpikeRNG
+    from stochep.rules.bptt import bptt_gradients
+    from stochep.training.models import build_network
 
     cfg = _small(20)
     net = build_network(cfg, (64,), 10)
@@ -118,7 +118,7 @@ def _fake_compare(cfg, batch, device="cpu", algos=("ep", "bptt")):
 
 
 def test_table_lists_every_preset_with_the_papers_numbers(monkeypatch):
-    from stochep.presets import preset_names
+    from stochep.training.presets import preset_names
 
     monkeypatch.setattr(memory_report, "compare", _fake_compare)
     res, text = memory_report.run_command(None, table_mode=True)

@@ -4,11 +4,11 @@ import json
 import pytest
 import torch
 
-from stochep.checkpoint import load_checkpoint
-from stochep.config import Config
 from stochep.data import DataError
 from stochep.data.split import holdout_indices, split_validation
-from stochep.train import Trainer
+from stochep.training.checkpoint import load_checkpoint
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer
 
 FAST = {"epochs": 3, "T_free": 8, "T_nudge": 4, "layers": [32], "batch_size": 64}
 
@@ -101,8 +101,8 @@ def test_eval_test_best_scores_the_test_set_only_where_the_summary_reads_it(digi
 def test_readout_average_reads_the_mean_output_state_of_the_free_phase(digits):
     """``readout_average = k``: evaluation predicts from the output state averaged over the free
     phase's last k steps, drawing the same evaluation spikes; k = 1 is the final state."""
-    from stochep.rng import SpikeRNG
-    from stochep.train import EVAL_SEED_OFFSET
+    from stochep.engine.rng import SpikeRNG
+    from stochep.training.trainer import EVAL_SEED_OFFSET
     x, y = digits.x_test[:200], digits.y_test[:200]
 
     def by_hand(tr, k):

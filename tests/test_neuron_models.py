@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from stochep import Config
-from stochep.dynamics import Dynamics
-from stochep.ep import EP, ep_gradients
-from stochep.lif import LIF
-from stochep.network import EPNetwork
-from stochep.neurons import FullPrecision, Neuron
-from stochep.sigma_delta import PredictiveCoding, SigmaDelta, quantise
-from stochep.train import Trainer
+from stochep.engine.dynamics import Dynamics
+from stochep.engine.network import EPNetwork
+from stochep.engine.neurons import FullPrecision, Neuron
+from stochep.engine.neurons.lif import LIF
+from stochep.engine.neurons.sigma_delta import PredictiveCoding, SigmaDelta, quantise
+from stochep.rules.ep import EP, ep_gradients
+from stochep.training.trainer import Trainer
 
 
 def t(*v):

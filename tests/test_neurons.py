@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from stochep import Neuron, SpikeRNG, rho
-from stochep.network import EPNetwork
+from stochep.engine.network import EPNetwork
 
 
 def test_rho_is_hard_sigmoid_with_gain():

@@ -6,19 +6,19 @@ import sys
 
 import pytest
 import torch
-from shared_data import shared_data
+from shared_data import needs_data
 
-from stochep import opcount
-from stochep.config import Config
-from stochep.interactions import ConvPool, Dense
-from stochep.models import build_network
-from stochep.opcount import (
+from stochep.engine.interactions import ConvPool, Dense
+from stochep.engine.rng import SpikeRNG
+from stochep.tools import energy as opcount
+from stochep.tools.energy import (
     conv_macs,
     energy_reduction,
     measure_firing_rates,
     predictive_coding_overhead,
 )
-from stochep.rng import SpikeRNG
+from stochep.training.config import Config
+from stochep.training.models import build_network
 
 
 def test_conv_and_dense_macs_by_hand():
@@ -76,7 +76,7 @@ def test_cli_energy_2fc_with_the_papers_rates(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "stochep", "energy", "--preset", "mnist-2fc",
                           "--rates", "0.21", "0.19", "0.12", "--data-dir",
-                          str(shared_data("mnist")), "--json", str(out)],
+                          str(needs_data("mnist")), "--json", str(out)],
                          check=False, capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     rep = json.loads(out.read_text())
@@ -100,7 +100,7 @@ def test_cli_energy_wrong_number_of_rates_is_a_user_error(capsys):
 @torch.no_grad()
 def test_energy_report_from_a_checkpoint_uses_its_weights(tmp_path, digits):
     from stochep.cli import main
-    from stochep.train import Trainer
+    from stochep.training.trainer import Trainer
 
     cfg = Config(dataset="digits", layers=[16], n_perclass=2, T_free=10, T_nudge=4, epochs=1)
     tr = Trainer(cfg, digits, progress=False)

@@ -2,7 +2,7 @@
 import json
 
 from stochep.cli import main
-from stochep.reproduce import command, report, table1
+from stochep.tools.reproduce import command, report, table1
 
 
 def test_energy_table_runs_then_collects_and_reports_side_by_side(tmp_path, capsys):

@@ -6,8 +6,8 @@ import torch
 from dynamics_checks import relax_async_checking_energy
 
 from stochep import EP, EPNetwork, Neuron, ep_gradients
-from stochep.dynamics import Dynamics
-from stochep.ep import low_precision_copy
+from stochep.engine.dynamics import Dynamics
+from stochep.rules.ep import low_precision_copy
 
 
 def _net(mode="rate", lam=0.5):
@@ -86,10 +86,10 @@ def _compiled_digits_run(monkeypatch, min_gain, compile=True, min_gain_later=Non
     ``min_gain_later`` replaces the required gain for the second epoch (load that arrives)."""
     import torch._dynamo.utils as dynamo_utils
 
-    import stochep.dynamics
-    from stochep.config import Config
-    from stochep.train import Trainer
-    monkeypatch.setattr(stochep.dynamics, "COMPILE_MIN_GAIN", min_gain)
+    import stochep.engine.dynamics
+    from stochep.training.config import Config
+    from stochep.training.trainer import Trainer
+    monkeypatch.setattr(stochep.engine.dynamics, "COMPILE_MIN_GAIN", min_gain)
     cfg = Config.from_dict({"dataset": "digits", "layers": [16], "T_free": 6, "T_nudge": 2,
                             "batch_size": 64, "epochs": 2, "compile": compile, "seed": 3})
     data = cfg.load_data()
@@ -98,7 +98,7 @@ def _compiled_digits_run(monkeypatch, min_gain, compile=True, min_gain_later=Non
     graphs = []
     for epoch in (1, 2):
         if epoch == 2 and min_gain_later is not None:
-            monkeypatch.setattr(stochep.dynamics, "COMPILE_MIN_GAIN", min_gain_later)
+            monkeypatch.setattr(stochep.engine.dynamics, "COMPILE_MIN_GAIN", min_gain_later)
         before = dynamo_utils.counters["stats"]["unique_graphs"]
         tr.fit(stop_after=epoch)
         graphs.append(dynamo_utils.counters["stats"]["unique_graphs"] - before)
@@ -126,8 +126,8 @@ def test_compile_that_does_not_pay_runs_eagerly_with_eager_weights(monkeypatch, 
 
 
 def test_compile_that_stops_paying_later_falls_back_to_eager(monkeypatch, capsys):
-    import stochep.dynamics
-    monkeypatch.setattr(stochep.dynamics, "RECHECK_EVERY", 40)  # an epoch is about 80 steps
+    import stochep.engine.dynamics
+    monkeypatch.setattr(stochep.engine.dynamics, "RECHECK_EVERY", 40)  # an epoch is about 80 steps
     tr, graphs = _compiled_digits_run(monkeypatch, min_gain=0.0, min_gain_later=float("inf"))
     assert tr.dynamics.compile_refused.startswith("after ")
     assert "running eagerly" in tr.dynamics.compile_refused

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from stochep.cli import main
-from stochep.config import ConfigError
-from stochep.sweep import parse_seeds, seed_state
+from stochep.tools.sweep import parse_seeds, seed_state
+from stochep.training.config import ConfigError
 
 TINY = ["--epochs", "1", "--set", "layers=[16]", "--set", "T_free=6", "--set", "T_nudge=2"]
 

@@ -1,11 +1,12 @@
 """Training on real data: learns, and one seed gives bit-identical results."""
+import json
 import subprocess
 import sys
 
 import torch
 
-from stochep.config import Config
-from stochep.train import Trainer
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer
 
 
 def _fit(digits, **over):
@@ -33,10 +34,15 @@ def test_small_network_learns_real_digits_well_above_chance(digits):
     assert len(rates) == 2 and all(0 < r < 1 for r in rates)
 
 
-def test_module_entry_point_runs_the_cli():
-    out = subprocess.run([sys.executable, "-m", "stochep", "train", "--help"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0 and "--config" in out.stdout
+def test_module_entry_point_trains_one_short_epoch(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "stochep", "train", "--epochs", "1", "--no-progress",
+                          "--out", str(tmp_path / "run"), "--set", "layers=[16]",
+                          "--set", "T_free=5", "--set", "T_nudge=2"],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["epochs"] == 1 and 0 <= summary["test_accuracy"] <= 1
+    assert (tmp_path / "run" / "checkpoint_last.pt").is_file()
 
 
 def _one_pixel_images(n=64):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stochep import EP, EPNetwork, Neuron, ep_gradients
-from stochep.config import Config
+from stochep.training.config import Config
 
 
 @pytest.mark.parametrize("kappa", [0, -1.0, math.nan])

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from stochep.config import Config
-from stochep.train import Trainer
-from stochep.weight_average import WeightAverage
+from stochep.training.config import Config
+from stochep.training.trainer import Trainer
+from stochep.training.weight_average import WeightAverage
 
 FAST = dict(epochs=1, T_free=8, T_nudge=4, layers=[32], batch_size=64)
 

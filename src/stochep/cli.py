@@ -13,11 +13,11 @@ import os
 import sys
 import time
 
-from .checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
-from .config import Config, ConfigError, check_device, load_yaml
+from stochep.rules import RULES, TrainingDiverged
+from stochep.training.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
+from stochep.training.config import Config, ConfigError, check_device, load_yaml
+
 from .data import DataError
-from .rules import RULES
-from .train import TrainingDiverged
 from .validation import check_int_at_least
 
 USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError)
@@ -65,7 +65,7 @@ def _add_sweep(sub):
 
 
 def _add_reproduce(sub):
-    from .reproduce import BUDGETS, TABLES
+    from stochep.tools.reproduce import BUDGETS, TABLES
 
     p = sub.add_parser("reproduce", help="run or collect one paper table; Markdown report")
     p.add_argument("table", choices=list(TABLES))
@@ -186,10 +186,10 @@ def _add_convert(sub):
 
 def build_config(args) -> Config:
     """Preset or YAML file, then the explicit flags, then ``--set`` overrides."""
-    from .presets import load_preset
+    from stochep.training.presets import load_preset
 
     if args.preset:
-        cfg = load_preset(args.preset)[0]
+        cfg = load_preset(args.preset)
     elif args.config:
         cfg = Config.from_dict(load_yaml(args.config))
     else:
@@ -237,7 +237,7 @@ def _launch(args) -> int:
 
 def _join_group(args) -> None:
     """Under torchrun (WORLD_SIZE > 1): join the process group, gloo or NCCL by the device."""
-    from .distributed import init_from_env
+    from stochep.training.distributed import init_from_env
 
     if not args.out:
         raise ConfigError("data-parallel training needs --out RUNDIR (one run directory for "
@@ -251,7 +251,7 @@ def _join_group(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from .train import Trainer
+    from stochep.training.trainer import Trainer
 
     check_int_at_least("--nproc", args.nproc, 1)
     if args.nproc > 1 and _world_size() == 1:
@@ -292,7 +292,7 @@ def _fmt(acc: float | None) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from .sweep import parse_seeds, run_sweep
+    from stochep.tools.sweep import parse_seeds, run_sweep
 
     check_int_at_least("--jobs", args.jobs, 1)
     seeds = parse_seeds(args.seeds)
@@ -315,7 +315,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
+    from stochep.tools.reproduce import reproduce
 
     check_int_at_least("--jobs", args.jobs, 1)
     path = reproduce(args.table, args.budget, args.out, args.data_root, args.jobs,
@@ -332,7 +332,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .train import Trainer
+    from stochep.training.trainer import Trainer
 
     trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir,
                                       overrides=args.set)
@@ -350,14 +350,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from .presets import presets_table
+    from stochep.training.presets import presets_table
 
     print(presets_table())
     return 0
 
 
 def cmd_gradcheck(args) -> int:
-    from .gradcheck import compare_ep_bptt, digits_network, preset_network
+    from stochep.tools.gradcheck import compare_ep_bptt, digits_network, preset_network
 
     if args.preset:
         if args.narrow < 1:
@@ -387,7 +387,7 @@ def _write_json(path, obj) -> None:
 
 
 def cmd_memory(args) -> int:
-    from .memory_report import run_command
+    from stochep.tools.memory_report import run_command
 
     check_device(args.device)
     res, text = run_command(args.preset, args.algo, args.batch_size, args.T_free, args.table,
@@ -400,8 +400,8 @@ def cmd_memory(args) -> int:
 
 
 def cmd_energy(args) -> int:
-    from .opcount import format_report, run_energy
-    from .presets import load_preset
+    from stochep.tools.energy import format_report, run_energy
+    from stochep.training.presets import load_preset
 
     ckpt = None
     if args.checkpoint:
@@ -411,7 +411,7 @@ def cmd_energy(args) -> int:
             raise ConfigError(f"--preset {args.preset} does not match the checkpoint's preset "
                               f"{cfg.preset}; drop --preset")
     elif args.preset:
-        cfg = load_preset(args.preset)[0]
+        cfg = load_preset(args.preset)
     else:
         raise ConfigError("--preset or --checkpoint is required")
     rep = run_energy(cfg.validate(), ckpt, args.data_dir, args.rates, args.samples,
@@ -429,10 +429,10 @@ def cmd_energy(args) -> int:
 def cmd_diagnose(args) -> int:
     import torch
 
-    from .diagnostics import diagnose, format_report
-    from .ep import EP
-    from .presets import load_preset
-    from .train import Trainer
+    from stochep.rules.ep import EP
+    from stochep.tools.diagnose import diagnose, format_report
+    from stochep.training.presets import load_preset
+    from stochep.training.trainer import Trainer
 
     check_int_at_least("--batch", args.batch, 1)
     check_int_at_least("--seeds", args.seeds, 2)
@@ -440,7 +440,7 @@ def cmd_diagnose(args) -> int:
         trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir,
                                           overrides=args.set)
     else:
-        cfg = load_preset(args.preset)[0] if args.preset else Config()
+        cfg = load_preset(args.preset) if args.preset else Config()
         if args.data_dir:
             cfg.data_dir = args.data_dir
         cfg.apply_overrides(args.set).validate()
@@ -462,7 +462,7 @@ DEFAULT_SAMPLES = {"stability": 100, "firing": 100, "error-signal": 128, "mean-f
 
 
 def cmd_analyze(args) -> int:
-    from .analysis import ANALYSES, Setup
+    from stochep.tools.analysis import ANALYSES, Setup
 
     samples = DEFAULT_SAMPLES[args.name] if args.samples is None else args.samples
     check_int_at_least("--samples", samples, 1)

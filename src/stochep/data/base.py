@@ -1,10 +1,12 @@
-"""In-memory dataset container and the registry of loaders."""
+"""In-memory dataset container, and the registry of datasets (:class:`DatasetSource`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
 from dataclasses import dataclass
 
 import torch
+
+from stochep.registry import Registry
 
 
 class DataError(Exception):
@@ -32,75 +34,52 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
 
-def _digits(data_dir=None, **kw):
-    from .digits import load_digits
-    return load_digits(**kw)
+class DatasetSource:
+    """A registered dataset: its shape and class count without reading it, and its loader.
+
+    Subclass it in the dataset's module and decorate it with ``@DATASETS.register("name")``;
+    then ``dataset: name`` in a config loads it, with ``data_options`` passed to :meth:`load`.
+    """
+
+    name = "dataset"
+    input_shape: tuple[int, ...] = ()  # at the loader's defaults
+    n_classes: int = 0
+
+    @classmethod
+    def load(cls, data_dir=None, **options) -> Dataset:
+        raise NotImplementedError
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The ``data_options`` :meth:`load` takes."""
+        params = inspect.signature(cls.load).parameters.values()
+        return tuple(p.name for p in params if p.name != "data_dir"
+                     and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
-def _mnist(data_dir=None, **kw):
-    from .mnist import load_mnist
-    return load_mnist(data_dir, **kw)
-
-
-def _fashion_mnist(data_dir=None, **kw):
-    from .mnist import load_fashion_mnist
-    return load_fashion_mnist(data_dir, **kw)
-
-
-def _cifar10(data_dir=None, **kw):
-    from .cifar10 import load_cifar10
-    return load_cifar10(data_dir, **kw)
-
-
-def _imdb(data_dir=None, **kw):
-    from .imdb import load_imdb
-    return load_imdb(data_dir, **kw)
-
-
-def _frames(load, data_dir, static: bool = False, **kw):
-    """A frame dataset; ``static=True``: its frames summed into one (``events.summed``)."""
-    from .events import summed
-    if not isinstance(static, bool):
-        raise DataError(f"static must be true or false, got {static!r}")
-    ds = load(data_dir, **kw)
-    return summed(ds) if static else ds
-
-
-def _dvsgesture(data_dir=None, **kw):
-    from .dvsgesture import load_dvsgesture
-    return _frames(load_dvsgesture, data_dir, **kw)
-
-
-def _event_mnist(data_dir=None, **kw):
-    from .event_mnist import load_event_mnist
-    return _frames(load_event_mnist, data_dir, **kw)
-
-
-DATASETS: dict[str, Callable[..., Dataset]] = {
-    "digits": _digits, "mnist": _mnist, "fashion-mnist": _fashion_mnist, "cifar10": _cifar10,
-    "imdb": _imdb, "dvsgesture": _dvsgesture, "event-mnist": _event_mnist,
-}
-
-
-# Input shape and number of classes of each dataset, for tools that need no data (memory,
-# energy). A flat 784 is read as (1, 28, 28) by conv layers (stochep.models.image_shape).
-SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "digits": ((64,), 10), "mnist": ((784,), 10), "fashion-mnist": ((784,), 10),
-    "cifar10": ((3, 32, 32), 10), "imdb": ((256,), 2),
-    # Event streams: [n_frames, polarity, H, W] at the loaders' defaults.
-    "dvsgesture": ((60, 2, 32, 32), 11), "event-mnist": ((10, 2, 32, 32), 10),
-}
+DATASETS = Registry("dataset")
 
 
 def dataset_shape(name: str) -> tuple[tuple[int, ...], int]:
-    """``(input_shape, n_classes)`` of a dataset, without reading it."""
-    if name not in SHAPES:
-        raise DataError(f"no known input shape for dataset {name!r} "
-                        f"(known: {', '.join(sorted(SHAPES))})")
-    return SHAPES[name]
+    """``(input_shape, n_classes)`` of a dataset, without reading it. A flat 784 is read as
+    (1, 28, 28) by conv layers (``training.models.image_shape``)."""
+    source = _source(name)
+    return source.input_shape, source.n_classes
 
 
-def load_dataset(name: str, data_dir: str | None = None, **kw) -> Dataset:
+def _source(name: str) -> type[DatasetSource]:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
-    return DATASETS[name](data_dir, **kw)
+    return DATASETS[name]
+
+
+def load_dataset(name: str, data_dir: str | None = None, **options) -> Dataset:
+    """The dataset registered as ``name``, from ``data_dir``, with the loader's ``options``;
+    an option the loader does not take is one :class:`DataError` line naming the ones it does."""
+    source = _source(name)
+    known = source.option_names()
+    for key in options:
+        if key not in known:
+            raise DataError(f"unknown data option {key!r} for dataset {name!r} "
+                            f"(its options: {', '.join(known) or 'none'})")
+    return source.load(data_dir, **options)

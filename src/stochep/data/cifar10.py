@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import DataError, Dataset
+from .base import DATASETS, DataError, Dataset, DatasetSource
 
 SUBDIR = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -170,3 +170,14 @@ def load_cifar10(data_dir: str | os.PathLike | None, normalize: bool = True) -> 
     return CIFAR10("cifar10", _to_tensor(x_tr, mean, std), torch.from_numpy(y_tr),
                    _to_tensor(x_te, mean, std), torch.from_numpy(y_te), n_classes=10,
                    mean=mean, std=std, class_names=names)
+
+
+@DATASETS.register("cifar10")
+class CIFAR10Source(DatasetSource):
+    """CIFAR-10 in the standard ``cifar-10-batches-py`` layout."""
+
+    input_shape, n_classes = (3, 32, 32), 10
+
+    @classmethod
+    def load(cls, data_dir=None, normalize: bool = True) -> Dataset:
+        return load_cifar10(data_dir, normalize=normalize)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Dataset
+from .base import DATASETS, Dataset, DatasetSource
 
 
 def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
@@ -21,3 +21,14 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     n_test = round(test_fraction * len(y))
     te, tr = perm[:n_test], perm[n_test:]
     return Dataset("digits", x[tr], y[tr], x[te], y[te], n_classes=10)
+
+
+@DATASETS.register("digits")
+class Digits(DatasetSource):
+    """scikit-learn's 8x8 digits, embedded: the default that needs no download."""
+
+    input_shape, n_classes = (64,), 10
+
+    @classmethod
+    def load(cls, data_dir=None, test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
+        return load_digits(test_fraction, split_seed)

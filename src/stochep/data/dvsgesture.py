@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from . import events as ev
-from .base import DataError, Dataset
+from .base import DATASETS, DataError, Dataset, DatasetSource
 
 SENSOR = (128, 128)  # DVS128 (width, height)
 N_CLASSES = 11
@@ -195,3 +195,18 @@ def load_dvsgesture(data_dir: str | os.PathLike | None, n_frames: int = 60, size
             x[i] = torch.from_numpy(recording_frames(path, n_frames, size, norm, cdir))
         arrays += [x, torch.tensor([label for _, label in recs], dtype=torch.long)]
     return Dataset("dvsgesture", *arrays, n_classes=N_CLASSES)
+
+
+@DATASETS.register("dvsgesture")
+class DVSGesture(DatasetSource):
+    """DVS Gesture in Tonic's layout, as frame sequences; ``static=True`` sums each sequence's
+    frames into one (the static baseline, ``events.summed``)."""
+
+    input_shape, n_classes = (60, 2, 32, 32), 11
+
+    @classmethod
+    def load(cls, data_dir=None, n_frames: int = 60, size: int = 32, norm: str = ev.DEFAULT_NORM,
+             cache_dir: str | None = None, use_cache: bool = True,
+             static: bool = False) -> Dataset:
+        ds = load_dvsgesture(data_dir, n_frames, size, norm, cache_dir, use_cache)
+        return ev.static_if(ds, static)

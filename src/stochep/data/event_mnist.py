@@ -32,7 +32,7 @@ Design:
   :func:`~stochep.data.events.bin_events` with ``sensor = size`` gives the counts back (when
   the first and last frames hold events, as they do for any digit with ink).
 
-Measured (`python benchmarks/event_mnist_floor.py`; defaults, seed 0; logistic regression with
+Measured (`python benchmarks/events/floor.py`; defaults, seed 0; logistic regression with
 C=0.1 trained on the first 3,000 training
 and tested on the first 1,000 test digits of the set): one middle frame (frame 5 of 10) alone
 87.5 % (single frames range 82.7-89.9 %, mean 87.5 %), the 10 frames summed 85.6 %, the 10
@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from . import events as ev
-from .base import DataError, Dataset
+from .base import DATASETS, DataError, Dataset, DatasetSource
 
 GENERATOR_VERSION = 1
 MNIST_SIZE = 28
@@ -189,3 +189,21 @@ def generate_event_mnist(mnist_dir: str | os.PathLike, out_dir: str | os.PathLik
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+@DATASETS.register("event-mnist")
+class EventMNIST(DatasetSource):
+    """Event-MNIST generated from the MNIST digits (:func:`make_event_mnist`); ``static=True``
+    sums each sequence's frames into one (the static baseline)."""
+
+    input_shape, n_classes = (10, 2, 32, 32), 10
+
+    @classmethod
+    def load(cls, data_dir=None, n_frames: int = 10, size: int = 32,
+             n_train: int | None = 10000, n_test: int | None = 2000, seed: int = 0,
+             threshold: float = 0.2, radius: float = 2.0, norm: str = ev.DEFAULT_NORM,
+             static: bool = False) -> Dataset:
+        ds = load_event_mnist(data_dir, n_frames=n_frames, size=size, n_train=n_train,
+                              n_test=n_test, seed=seed, threshold=threshold, radius=radius,
+                              norm=norm)
+        return ev.static_if(ds, static)

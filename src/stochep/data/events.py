@@ -160,3 +160,10 @@ def summed(ds):
         return s / peak.view(-1, *([1] * (s.dim() - 1)))
 
     return replace(ds, x_train=one(ds.x_train), x_test=one(ds.x_test))
+
+
+def static_if(ds, static: bool):
+    """``ds``, or with ``static=True`` its frames summed into one (:func:`summed`)."""
+    if not isinstance(static, bool):
+        raise DataError(f"static must be true or false, got {static!r}")
+    return summed(ds) if static else ds

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from .base import DataError, Dataset
+from .base import DATASETS, DataError, Dataset, DatasetSource
 from .glove import load_glove
 
 TOKEN_RE = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|[a-z0-9]+")
@@ -184,3 +184,15 @@ def load_imdb(data_dir: str | os.PathLike | None, embeddings: str | os.PathLike 
         except OSError:
             pass  # no writable cache: the next load tokenizes again
     return Dataset("imdb", out["x_train"], out["y_train"], out["x_test"], out["y_test"], 2, emb)
+
+
+@DATASETS.register("imdb")
+class IMDB(DatasetSource):
+    """IMDB reviews as GloVe token ids (``aclImdb`` layout)."""
+
+    input_shape, n_classes = (256,), 2
+
+    @classmethod
+    def load(cls, data_dir=None, embeddings: str | None = None, max_len: int = 256,
+             min_count: int = 1, use_cache: bool = True) -> Dataset:
+        return load_imdb(data_dir, embeddings, max_len, min_count, use_cache)

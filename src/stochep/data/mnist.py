@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import DataError, Dataset
+from .base import DATASETS, DataError, Dataset, DatasetSource
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -158,3 +158,23 @@ def load_mnist(data_dir: str | os.PathLike | None, download: bool = False, flatt
 
 def load_fashion_mnist(data_dir: str | os.PathLike | None, **kw) -> Dataset:
     return load_mnist(data_dir, variant="fashion-mnist", **kw)
+
+
+@DATASETS.register("mnist")
+class MNIST(DatasetSource):
+    """MNIST from its four IDX files."""
+
+    input_shape, n_classes = (784,), 10
+
+    @classmethod
+    def load(cls, data_dir=None, download: bool = False, flatten: bool = True) -> Dataset:
+        return load_mnist(data_dir, download=download, flatten=flatten)
+
+
+@DATASETS.register("fashion-mnist")
+class FashionMNIST(MNIST):
+    """Fashion-MNIST, in MNIST's IDX layout."""
+
+    @classmethod
+    def load(cls, data_dir=None, download: bool = False, flatten: bool = True) -> Dataset:
+        return load_fashion_mnist(data_dir, download=download, flatten=flatten)

@@ -1,0 +1,325 @@
+"""Discretised neuron dynamics of the free and nudged phases (paper eq. 6, 7, 8).
+
+One step updates every layer from the previous step's spikes (synchronous, Jacobi style):
+
+    drive_i = up_{i-1}(s_{i-1}) + down_i(s_{i+1})            (no feedback term for the top layer)
+    xi_i   <- P[ (1 - lam) xi_i + lam * (kappa * drive_i - beta * dL/dxi_i) ]
+
+with ``s = B(rho(xi))`` (or rates in mean-field mode), ``dL/dxi`` the gradient of the network's
+output cost (``costs.py``; zero below the output layer), and ``P`` the projection (clamp) onto
+``[0, 1/kappa]``. ``rho``, ``B``, ``kappa`` (the neuron's ``gain``) and ``P`` (its ``project_``)
+belong to the neuron model (``neurons.py``); every function here takes an optional ``neuron``
+that replaces the network's own for one call (e.g. its ``mean_field()``), so nothing is swapped.
+
+A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, or a warm start as in
+eq. 18) and returns a :class:`PhaseResult`; an ``observer(t, spikes)`` sees every step's spikes.
+
+Formulation choice (README, "Formulation"): eq. 7 read literally uses ``rho'(xi)``, which is zero
+at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
+the closed interval ``[0, 1/kappa]`` and project after each step. In mean-field mode one step is
+then exactly a projected gradient step of size ``lam`` on ``F = E + beta * L`` (eq. 4, 8), so F
+never increases when ``lam`` is below ``2 / ||Hessian of F||`` (tested in
+``tests/test_dynamics.py``).
+
+Speed: the parts of the drive that are constant within a phase (the clamped input's drive
+``up_0(x)`` and the biases) are computed once per phase, pre-scaled by ``lam * kappa``
+(:func:`phase_constants`); dense couplings then accumulate into the decayed state in place with
+one GEMM each (``addmm_``).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from stochep.validation import check_choice, check_int_at_least
+
+from .rng import SpikeRNG
+
+Observer = Callable[[int, list], None]
+COMPILE_MIN_GAIN = 1.1  # compile=true keeps the compiled step only if it is this much faster
+PROBE_STEPS = 10  # steps per timing in that comparison (Dynamics._probe)
+# the comparison is repeated every RECHECK_EVERY compiled steps (about 4% extra steps): a probe
+# on a quiet machine says nothing about the rate once a second job shares the cores
+RECHECK_EVERY = 500
+
+
+@dataclass
+class PhaseResult:
+    """What one phase returns."""
+
+    final: list[torch.Tensor]  # states after the last step (the next phase starts here)
+    average: list[torch.Tensor]  # mean over the last ``average_last`` steps (``final`` if 1)
+    steps: int  # steps taken (fewer than asked when ``tol`` ended the phase early)
+    carry: object = None  # a stateful neuron's internal state after the last step
+
+
+def input_drive(net, x: torch.Tensor) -> torch.Tensor:
+    """``up_0(x)``: the clamped input's drive into layer 1 (bias included).
+
+    The input is its own rate, so a pooling interaction pools ``conv(x)`` directly: no
+    separate context (a second convolution of ``x``) is needed.
+    """
+    return net.interactions[0].drive_up(x)
+
+
+def phase_constants(net, x: torch.Tensor, neuron=None) -> list:
+    """Per-layer drive that is constant in a phase, times ``lam * gain``.
+
+    A first interaction whose drive depends on the layer above (``binds_input``, e.g. Hopfield
+    attention) contributes its per-phase binding instead, which adds the drive every step.
+    """
+    a = net.lam * (neuron or net.neuron).gain
+    first = net.interactions[0]
+    consts = [first.bind(x) if first.binds_input else a * input_drive(net, x)]
+    for inter in net.interactions[1:]:
+        b = inter.bias_up()
+        consts.append(None if b is None else a * b)
+    return consts
+
+
+def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target,
+            keep: float | None = None) -> torch.Tensor:
+    """New state of layer ``i`` from its neighbours' spikes (one layer of eq. 7/8).
+
+    ``keep = 0`` returns the unprojected input term ``lam (gain drive_i - beta dL/dxi_i)`` alone
+    (what a stateful neuron integrates itself, :func:`step_stateful`).
+    """
+    lam = net.lam
+    a = lam * neuron.gain
+    inters = net.interactions
+    c = consts[i]
+    decay = 1.0 - lam if keep is None else keep
+    if isinstance(c, torch.Tensor):
+        v = c.expand_as(states[i]).clone() if decay == 0 else torch.add(c, states[i], alpha=decay)
+    else:
+        v = torch.zeros_like(states[i]) if decay == 0 else states[i] * decay
+        if c is not None:  # a bound input interaction: its drive from this layer's spikes
+            c.add_(v, spikes[i], a)
+    if i > 0:
+        inters[i].add_up_(v, spikes[i - 1], ctxs[i], a)
+    if i + 1 < len(states):
+        inters[i + 1].add_down_(v, spikes[i + 1], ctxs[i + 1], a)
+    if i == len(states) - 1 and beta != 0.0:
+        v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
+    return v if keep is not None else neuron.project_(v)
+
+
+def contexts(net, rates, layers=None) -> list:
+    """Per-interaction context (max-pooling indices) from the rates below each interaction.
+
+    ``ctxs[k]`` belongs to interaction ``k`` and is computed from ``rates[k - 1]``; the input's
+    (``k = 0``) is folded into the phase constants. ``layers`` limits the refresh to the
+    interactions above those layers (the others are ``None``).
+    """
+    inters = net.interactions
+    return [None] + [inters[k].context(rates[k - 1])
+                     if layers is None or k - 1 in layers else None
+                     for k in range(1, len(inters))]
+
+
+def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
+         beta: float = 0.0, target: torch.Tensor | None = None,
+         ctxs: list | None = None, neuron=None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One synchronous Euler step of eq. 7 (free phase) or eq. 8 (``beta != 0``, nudged).
+
+    Returns (new states, the spikes that drove them). ``ctxs``: pooling indices to reuse (see
+    ``Dynamics(pool_every=...)``); ``None`` computes them from the current rates (exact).
+    """
+    neuron = neuron or net.neuron
+    rates = [neuron.rate(xi) for xi in states]
+    spikes = neuron.sample(rates, rng)
+    if ctxs is None:
+        ctxs = contexts(net, rates)
+    return [_update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
+            for i in range(len(states))], spikes
+
+
+def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
+               beta: float = 0.0, target: torch.Tensor | None = None,
+               ctxs: list | None = None, neuron=None
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Even/odd step: layers 1, 3, .. update first, then 2, 4, .. from their new spikes.
+
+    Each half-step is a block-coordinate step on F, so the mean-field energy still never
+    increases; information crosses two layers per step instead of one. Without given ``ctxs``
+    the pooling indices are exact: computed before the step, and after the first half-step
+    refreshed only above the layers it changed. The spikes returned are the second half-step's.
+    """
+    neuron = neuron or net.neuron
+    states = list(states)
+    exact = ctxs is None
+    for parity in (0, 1):
+        rates = [neuron.rate(xi) for xi in states]
+        spikes = neuron.sample(rates, rng)
+        if exact:
+            fresh = contexts(net, rates, None if parity == 0 else range(0, len(states), 2))
+            ctxs = fresh if parity == 0 else [f if f is not None else c
+                                              for f, c in zip(fresh, ctxs)]
+        for i in range(parity, len(states), 2):
+            states[i] = _update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
+    return states, spikes
+
+
+def step_stateful(net, consts: list, states: list[torch.Tensor], carry, rng=None,
+                  beta: float = 0.0, target: torch.Tensor | None = None, ctxs: list | None = None,
+                  neuron=None) -> tuple[list[torch.Tensor], list[torch.Tensor], object]:
+    """One synchronous step of a neuron with internal state (``neurons.StatefulNeuron``: LIF,
+    sigma-delta): the neuron emits its signals from its state ``carry``, every layer's input
+    term is summed from them as in eq. 7/8, and the neuron integrates it into new states.
+
+    Returns (new states, the signals that drove them, the new carry).
+    """
+    neuron = neuron or net.neuron
+    signals, carry = neuron.emit(states, carry, rng)
+    if ctxs is None:
+        ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+    inputs = [_update(net, neuron, i, consts, states, signals, ctxs, beta, target, keep=0.0)
+              for i in range(len(states))]
+    states, carry = neuron.integrate(states, inputs, carry, net.lam)
+    return states, signals, carry
+
+
+class Dynamics:
+    """How a phase is run: update order, early exit, and optional ``torch.compile``.
+
+    update: "sync" (all layers from the previous step, eq. 7) or "async" (even/odd).
+    tol: stop a phase early once ``max |xi_t - xi_{t-k}| < tol`` with ``k = check_every``;
+        0 disables. Stochastic states keep fluctuating, so only a tolerance above the spike
+        noise ends their phases early.
+    compile: run the step through ``torch.compile`` (batch size dynamic, so a short last batch
+        or evaluation's batch reuses the graph). On the first step the compiled and eager steps
+        are timed side by side, and again every ``RECHECK_EVERY`` steps (load changes);
+        compilation that does not pay (``COMPILE_MIN_GAIN``), or fails, falls back to eager mode
+        for the rest of the run with a one-line message.
+    pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
+        interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
+        A fixed point is unchanged (the indices are recomputed there), only the path to it.
+    """
+
+    def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
+                 compile: bool = False, pool_every: int = 1):
+        check_choice("update", update, ("sync", "async"))
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+            raise ValueError(f"tol must be >= 0, got {tol!r}")
+        check_int_at_least("pool_every", pool_every, 1)
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be true or false, got {compile!r}")
+        self.update, self.tol, self.check_every = update, float(tol), int(check_every)
+        self.pool_every = pool_every
+        self._eager = step if update == "sync" else step_async
+        self._step = self._eager
+        self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
+        self.compile_refused: str | None = None  # why the probe kept eager mode (no gain)
+        self._compiled_calls = 0  # steps run compiled so far (the probe's schedule)
+        if compile:
+            # dynamic: one graph serves every batch size (the last, short batch; evaluation's)
+            self._step = torch.compile(self._eager, dynamic=True)
+
+    @classmethod
+    def from_config(cls, cfg) -> Dynamics:
+        return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every)
+
+    def _call(self, *args):
+        if self._step is not self._eager:
+            if self._compiled_calls % RECHECK_EVERY == 0:
+                self._probe(*args)
+            self._compiled_calls += 1
+        try:
+            return self._step(*args)
+        except Exception as e:  # compilation failed: keep training in eager mode
+            if self._step is self._eager:
+                raise
+            self.compile_error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            warnings.warn(f"torch.compile failed, running eagerly ({self.compile_error})")
+            self._step = self._eager
+            return self._step(*args)
+
+    def _probe(self, net, consts, states, rng, *rest) -> None:
+        """Time the compiled step against the eager one on this call's own arguments (the
+        first call compiles; a copy of the spike stream, so training draws the same spikes).
+        Keep the compiled step only if it is ``COMPILE_MIN_GAIN`` times faster; otherwise say
+        so in one line (stderr) and run eagerly from here on."""
+        fork = None if rng is None else rng.fork()
+        times = {}
+        try:
+            if not self._compiled_calls:
+                self._step(net, consts, states, fork, *rest)  # compiles
+            for _ in range(2):  # interleaved, best of two, against machine noise
+                for name, fn in (("eager", self._eager), ("compiled", self._step)):
+                    t = time.perf_counter()
+                    for _ in range(PROBE_STEPS):
+                        fn(net, consts, states, fork, *rest)
+                    times[name] = min(times.get(name, math.inf), time.perf_counter() - t)
+        except Exception:
+            return  # compiling failed: _call falls back with the error message
+        gain = times["eager"] / times["compiled"]
+        if gain < COMPILE_MIN_GAIN:
+            after = f"after {self._compiled_calls} steps, " if self._compiled_calls else ""
+            self.compile_refused = (f"{after}torch.compile ran this step at {gain:.2f}x eager "
+                                    f"(needs {COMPILE_MIN_GAIN}x); running eagerly")
+            print(f"stochep: compile=true: {self.compile_refused}", file=sys.stderr)
+            self._step = self._eager
+
+    def relax(self, net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
+              rng: SpikeRNG | None = None, beta: float = 0.0,
+              target: torch.Tensor | None = None, average_last: int = 1, neuron=None,
+              observer: Observer | None = None, carry=None, consts: list | None = None
+              ) -> PhaseResult:
+        """Run one phase of at most ``steps`` steps from the states ``init``.
+
+        ``average_last = k > 1`` also averages the states over the phase's last ``k`` steps (a
+        lower-noise equilibrium estimate for the EP contrast of stochastic networks).
+        ``neuron`` replaces the network's neuron model for this phase; ``observer(t, spikes)``
+        is called after every step ``t`` (1-based) with the spikes that drove it. A stateful
+        neuron's internal state starts from ``carry`` (``None``: fresh, ``neuron.start``) and
+        the phase returns it, so a nudged phase continues where the free phase stopped.
+        ``consts``: :func:`phase_constants` of ``(net, x, neuron)`` when the caller already has
+        them (the phases of one batch share them); computed here otherwise.
+        """
+        neuron = neuron or net.neuron
+        stateful = getattr(neuron, "stateful", False)
+        if stateful:
+            if self.update != "sync":
+                raise ValueError(f"neuron {neuron.name!r} keeps internal state and runs with "
+                                 f"update='sync' only, got update={self.update!r}")
+            carry = neuron.start(init) if carry is None else carry
+        if consts is None:
+            consts = phase_constants(net, x, neuron)
+        if rng is not None:  # grow the spike stream here, not inside a (compiled) step
+            rng.reserve(sum(s.numel() for s in init))
+        states = ref = init
+        ctxs, total, count = None, None, 0
+        t = 0
+        for t in range(1, steps + 1):
+            if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
+                ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+            if stateful:
+                states, spikes, carry = step_stateful(net, consts, states, carry, rng, beta,
+                                                      target, ctxs, neuron)
+            else:
+                states, spikes = self._call(net, consts, states, rng, beta,
+                                            target if beta != 0.0 else None, ctxs, neuron)
+            if observer is not None:
+                observer(t, spikes)
+            if average_last > 1 and t > steps - average_last:
+                total = list(states) if total is None else [a + b for a, b in zip(total, states)]
+                count += 1
+            if self.tol > 0 and t % self.check_every == 0:
+                if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
+                    break
+                ref = states
+        average = states if count == 0 else [a / count for a in total]
+        return PhaseResult(states, average, t, carry)
+
+
+def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
+          rng: SpikeRNG | None = None, beta: float = 0.0,
+          target: torch.Tensor | None = None, neuron=None) -> list[torch.Tensor]:
+    """Run one synchronous phase of ``steps`` steps from ``init``; returns the final states."""
+    return Dynamics().relax(net, x, init, steps, rng, beta, target, neuron=neuron).final

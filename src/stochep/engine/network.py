@@ -1,0 +1,128 @@
+"""Layered energy network: clamped input, a stack of interactions, an inflated output layer.
+
+Layers are ``s_0 = x`` (clamped, used as a rate), then states ``xi_1 .. xi_N``. Interaction ``k``
+couples layer ``k`` to layer ``k+1``. The energy (eq. 3/13, with biases and the input term) is
+
+    E(x, xi) = 1/2 sum_i ||xi_i||^2 - sum_k rho(xi_{k+1}) . up_k(rho(xi_k)),    rho(xi_0) := x
+
+and the stochastic energy (eq. 5) replaces ``rho`` by sampled spikes. The output layer has
+``n_classes * n_perclass`` neurons (section 3.4); the prediction is the class whose group of
+``n_perclass`` output rates has the highest mean.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from stochep.validation import check_input, check_int_at_least, check_labels, check_unit_interval
+
+from .costs import Cost, make_cost
+from .interactions import Dense, Interaction
+from .neurons import Neuron, NeuronModel
+
+
+class EPNetwork(nn.Module):
+    def __init__(self, interactions: Sequence[Interaction], neuron: NeuronModel, lam: float = 0.5,
+                 n_classes: int = 10, n_perclass: int = 1, cost: Cost | str = "state"):
+        super().__init__()
+        check_unit_interval("lam", lam)
+        check_int_at_least("n_classes", n_classes, 2)
+        check_int_at_least("N_perclass", n_perclass, 1)
+        self.interactions = nn.ModuleList(interactions)
+        for lo, hi in zip(self.interactions[:-1], self.interactions[1:]):
+            if tuple(lo.out_shape) != tuple(hi.in_shape):
+                raise ValueError(f"interaction shapes do not chain: {lo.out_shape} -> {hi.in_shape}")
+        if math.prod(self.interactions[-1].out_shape) != n_classes * n_perclass:
+            raise ValueError("output layer must have n_classes * N_perclass = "
+                             f"{n_classes * n_perclass} neurons, got {self.interactions[-1].out_shape}")
+        self.neuron = neuron
+        self.lam = float(lam)
+        self.n_classes = n_classes
+        self.n_perclass = n_perclass
+        self.cost = make_cost(cost) if isinstance(cost, str) else cost
+
+    @classmethod
+    def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
+           neuron: NeuronModel | None = None, lam: float = 0.5, init_scale: float = 1.0,
+           cost: Cost | str = "state"):
+        """Fully connected network ``widths[0] - ... - widths[-1] - n_classes * n_perclass``.
+
+        ``EPNetwork.fc([784, 512])`` is the paper's 1FC, ``[784, 512, 512]`` its 2FC.
+        """
+        for i, w in enumerate(widths):
+            check_int_at_least(f"widths[{i}]", w, 1)
+        sizes = list(widths) + [n_classes * n_perclass]
+        inter = [Dense(a, b, init_scale=init_scale) for a, b in zip(sizes[:-1], sizes[1:])]
+        return cls(inter, neuron or Neuron(), lam, n_classes, n_perclass, cost)
+
+    # ---- shapes and states -------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.interactions[0].in_shape)
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, ...]]:
+        """Shapes of the free layers 1..N (not the input)."""
+        return [tuple(m.out_shape) for m in self.interactions]
+
+    def check_input(self, x: torch.Tensor) -> None:
+        check_input(x, self.input_shape)
+
+    def check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        check_input(x, self.input_shape)
+        check_labels(y, x.shape[0], self.n_classes)
+
+    def zero_states(self, batch: int, dtype=None, device=None) -> list[torch.Tensor]:
+        p = self.interactions[0].weight
+        return [torch.zeros(batch, *s, dtype=dtype or p.dtype, device=device or p.device)
+                for s in self.layer_shapes]
+
+    @property
+    def pooled(self) -> bool:
+        """Whether any interaction max-pools (and so has pooling indices to find)."""
+        return any(getattr(m, "pooled", False) for m in self.interactions)
+
+    def rates(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.neuron.rate(xi) for xi in states]
+
+    # ---- readout ------------------------------------------------------------------------
+    def target(self, y: torch.Tensor, dtype=None) -> torch.Tensor:
+        """One-hot target repeated for each of the ``n_perclass`` neurons of a class."""
+        onehot = nn.functional.one_hot(y, self.n_classes).to(dtype or torch.get_default_dtype())
+        return onehot.repeat_interleave(self.n_perclass, dim=1)
+
+    def class_scores(self, out_state: torch.Tensor) -> torch.Tensor:
+        """Mean output rate of each class group, ``[B, n_classes]``."""
+        r = self.neuron.rate(out_state).flatten(1)
+        return r.view(r.shape[0], self.n_classes, self.n_perclass).mean(2)
+
+    def predict(self, out_state: torch.Tensor) -> torch.Tensor:
+        return self.class_scores(out_state).argmax(1)
+
+    def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""
+        return self.cost.value(out_state, target, self.neuron)
+
+    def loss_grad(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``dL/dxi_out``: the nudge of eq. 8 is ``-beta`` times this."""
+        return self.cost.grad(out_state, target, self.neuron)
+
+    # ---- energies -----------------------------------------------------------------------
+    def _energy(self, x, states, acts) -> torch.Tensor:
+        e = sum(0.5 * xi.flatten(1).pow(2).sum(1) for xi in states)
+        lows = [x] + acts[:-1]
+        for inter, lo, hi in zip(self.interactions, lows, acts):
+            e = e + inter.energy(lo, hi)
+        return e
+
+    def energy(self, x: torch.Tensor, states: list[torch.Tensor]) -> torch.Tensor:
+        """Deterministic Hopfield energy E (eq. 3/13), per sample, shape ``[B]``."""
+        return self._energy(x, states, self.rates(states))
+
+    def energy_stoch(self, x: torch.Tensor, states: list[torch.Tensor],
+                     spikes: list[torch.Tensor]) -> torch.Tensor:
+        """Stochastic energy E_stoch (eq. 5) for given spikes, per sample."""
+        return self._energy(x, states, spikes)

@@ -1,0 +1,65 @@
+"""Neuron models: what a layer's units do with their drive (paper eq. 1, 2, 7, 21).
+
+A neuron model is an object the dynamics (``dynamics.py``) ask four things of:
+
+- ``rate(xi)``: the firing probability ``rho(xi)`` of a state (eq. 2);
+- ``sample(rates, rng)``: one step's spikes for every layer (eq. 1 / eq. 21);
+- ``gain`` and ``project_``: one step is ``xi <- project_((1 - lam) xi + lam (gain * drive -
+  beta dL/dxi))`` (eq. 7, 8), ``gain`` being ``rho'`` inside the state box ``[low, high]``;
+- ``mean_field()``: the same model with spikes replaced by rates (Theorem 3.1), which the
+  gradient checks, calibration and mean-field BPTT run.
+
+A neuron with internal state across steps (membrane potential, filters, a step counter) is a
+:class:`StatefulNeuron`: instead of ``sample`` it has ``start``, ``emit`` and ``integrate``, and
+the dynamics thread its state through a phase and on into the nudged phases
+(``dynamics.step_stateful``).
+
+Built in: the paper's neuron :class:`Neuron` (``hard-sigmoid``), its rate model
+(``full-precision``), and the deterministic baselines of figure 3: ``lif`` (``lif.py``),
+``predictive-coding`` and ``sigma-delta`` (``sigma_delta.py``). Adding a model: subclass
+:class:`NeuronModel` in a new file and register it in ``NEURONS``; then ``neuron: <name>`` in a
+config builds it (its ``from_config`` reads ``neuron_options``).
+"""
+from __future__ import annotations
+
+import torch
+
+from stochep.engine.rng import SpikeRNG
+from stochep.registry import Registry
+
+SPIKE_MODES = ("bernoulli", "poisson", "rate")
+NEURONS = Registry("neuron")
+
+
+class NeuronModel:
+    """Interface of a neuron model (see the module docstring)."""
+
+    name = "neuron"
+    low: float = 0.0
+    high: float = 1.0
+    stateful = False  # True for a StatefulNeuron
+
+    @classmethod
+    def from_config(cls, cfg) -> NeuronModel:
+        return cls(**cfg.neuron_options)
+
+    @property
+    def stochastic(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def gain(self) -> float:
+        raise NotImplementedError
+
+    def rate(self, xi: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, rates: list[torch.Tensor], rng: SpikeRNG | None) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def mean_field(self) -> NeuronModel:
+        raise NotImplementedError
+
+    def project_(self, v: torch.Tensor) -> torch.Tensor:
+        """Clamp ``v`` into the state box ``[low, high]`` in place."""
+        return v.clamp_(self.low, self.high)

@@ -1,0 +1,127 @@
+"""Shared steps of the analyses: a briefly trained network, a recorded trajectory, output files.
+
+Every analysis returns a JSON-ready dict of its numbers; :func:`save` writes it (always) and its
+figure (when matplotlib, ``pip install stochep[plot]``, is installed).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from stochep.data import Dataset
+from stochep.engine.rng import SpikeRNG
+from stochep.training.config import Config
+from stochep.training.presets import load_preset
+from stochep.training.trainer import Trainer
+
+
+@dataclass
+class Setup:
+    """Where an analysis runs: a config (preset + overrides) and its data."""
+
+    cfg: Config
+    data: Dataset
+    epochs: int = 1  # training epochs for analyses that need a trained network
+    train_subset: int = 0  # 0: all training images
+    samples: int = 100  # test samples analysed
+
+    @classmethod
+    def build(cls, preset: str | None, data_dir: str | None, overrides=(), **kw) -> Setup:
+        cfg = load_preset(preset) if preset else Config()
+        if data_dir:
+            cfg.data_dir = data_dir
+        cfg.apply_overrides(list(overrides)).validate()
+        data = cfg.load_data()
+        if len(data.input_shape) == 4:
+            raise ValueError(f"stochep analyze runs on static inputs; dataset {cfg.dataset!r} "
+                             "is a sequence of frames")
+        return cls(cfg, data, **kw)
+
+    def config(self, **changes) -> Config:
+        """This setup's config with ``changes`` (a copy)."""
+        cfg = Config.from_dict({**self.cfg.to_dict(), **changes})
+        return cfg.validate()
+
+
+def train_briefly(setup: Setup, **changes) -> tuple[Trainer, float]:
+    """A network trained for ``setup.epochs`` epochs on the first ``train_subset`` training
+    images (no run directory); returns it and its test accuracy."""
+    data = setup.data
+    if setup.train_subset:
+        data = Dataset(data.name, data.x_train[:setup.train_subset],
+                       data.y_train[:setup.train_subset], data.x_test, data.y_test,
+                       data.n_classes, data.embedding)
+    tr = Trainer(setup.config(epochs=setup.epochs, **changes), data, progress=False)
+    summary = tr.fit()
+    return tr, summary["test_accuracy"]
+
+
+def test_batch(tr: Trainer, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random test samples (seeded), shaped for the network."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(tr.data.y_test), generator=g)[:n]
+    return tr.inputs(tr.data.x_test[idx]), tr.data.y_test[idx].to(tr.device)
+
+
+@torch.no_grad()
+def trajectory(tr: Trainer, x: torch.Tensor, y: torch.Tensor, beta: float | None = None,
+               seed: int = 0) -> dict:
+    """States and spikes of every layer at every step of a free phase (``T_free`` steps) and
+    a nudged phase (``T_nudge``, ``+beta``) from it, as the network's own neurons run them.
+
+    Returns ``states[layer] [T+1, B, n]`` (step 0 = the zero start) and
+    ``spikes[layer] [T, B, n]`` (the signals that drove each step), float32.
+    """
+    cfg, net = tr.cfg, tr.net
+    beta = cfg.beta if beta is None else beta
+    rng = SpikeRNG(seed, tr.device) if net.neuron.stochastic else None
+    target = net.target(y, x.dtype)
+    states, carry = net.zero_states(len(x), x.dtype), None
+    rec = [[s.flatten(1).float()] for s in states]
+    fired = [[] for _ in states]
+
+    def observe(_, spikes):
+        for k, s in enumerate(spikes):
+            fired[k].append(s.flatten(1).float())
+
+    for t in range(cfg.T_free + cfg.T_nudge):
+        b = beta if t >= cfg.T_free else 0.0
+        res = tr.dynamics.relax(net, x, states, 1, rng, b, target, observer=observe, carry=carry)
+        states, carry = res.final, res.carry
+        for k, s in enumerate(states):
+            rec[k].append(s.flatten(1).float())
+    return {"states": [torch.stack(r) for r in rec], "spikes": [torch.stack(f) for f in fired],
+            "T_free": cfg.T_free, "T_nudge": cfg.T_nudge}
+
+
+def plt_or_none():
+    """``matplotlib.pyplot`` (headless), or ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save(result: dict, out_dir: str, name: str, draw=None) -> list[str]:
+    """Write ``NAME.json`` and, if ``draw(plt) -> figure`` is given and matplotlib is installed,
+    ``NAME.png`` to ``out_dir``; returns the paths written."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+    written = [path]
+    plt = plt_or_none() if draw is not None else None
+    if plt is not None:
+        fig = draw(plt)
+        png = os.path.join(out_dir, f"{name}.png")
+        fig.savefig(png, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(png)
+    return written

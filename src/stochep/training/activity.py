@@ -1,0 +1,36 @@
+"""Per-layer activity of a network's states: the trainer's monitor and its warnings.
+
+- :func:`layer_activity`: firing rate and the fraction of neurons pinned at each bound of the
+  state box ``[0, 1/kappa]``, per layer, for a list of states.
+- :func:`activity_warnings`: one-line warnings for silent (< 1 %) or saturated (> 90 % pinned
+  at the top) layers.
+"""
+from __future__ import annotations
+
+import torch
+
+SILENT_RATE = 0.01
+SATURATED_FRACTION = 0.9
+
+
+def layer_activity(net, states: list[torch.Tensor]) -> list[dict]:
+    """Per layer: mean firing rate, fraction at the lower and at the upper bound of the box."""
+    neuron = net.neuron
+    out = []
+    for xi in states:
+        xi = xi.detach().float()
+        out.append({"rate": neuron.rate(xi).mean().item(),
+                    "at_low": (xi <= neuron.low).float().mean().item(),
+                    "at_high": (xi >= neuron.high).float().mean().item()})
+    return out
+
+
+def activity_warnings(activity: list[dict]) -> list[str]:
+    """One line per silent or saturated layer (layers numbered from 1, the output last)."""
+    msgs = []
+    for i, a in enumerate(activity, 1):
+        if a["rate"] < SILENT_RATE:
+            msgs.append(f"layer {i} is silent (firing rate {a['rate']:.4f} < {SILENT_RATE})")
+        elif a["at_high"] > SATURATED_FRACTION:
+            msgs.append(f"layer {i} is saturated ({a['at_high']:.0%} of neurons at the top)")
+    return msgs

@@ -1,0 +1,421 @@
+"""Training loop: EP updates, evaluation, run directory, checkpoints and exact resume.
+
+Three explicit random streams, all checkpointed: spikes (:class:`SpikeRNG`), data order and beta
+signs (``torch.Generator``). Evaluation draws spikes from its own freshly seeded stream, so it
+never perturbs training. A checkpoint is written atomically after every epoch; a killed run loses
+at most the epoch in progress and ``resume=True`` continues bit-exactly on the CPU.
+
+Model selection uses a validation set held out of the training data (``val_fraction``, seeded
+split, see :mod:`stochep.data.split`): ``checkpoint_best.pt`` is the epoch of highest validation
+accuracy, or the last epoch when ``val_fraction`` is 0. The test set never chooses anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from stochep.data import Dataset
+from stochep.data.augment import augment_batch
+from stochep.data.split import split_validation
+from stochep.engine.calibrate import calibrate_rates
+from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
+from stochep.rules import FrameSequence, TrainingDiverged
+
+from .activity import activity_warnings, layer_activity
+from .checkpoint import CKPT_FORMAT, CheckpointError, fsync_dir, load_checkpoint, save_atomic
+from .config import Config, check_device
+from .distributed import DataParallel
+from .models import build_network, image_shape
+from .optim import make_optimizer, make_scheduler
+from .weight_average import WeightAverage
+
+EVAL_SEED_OFFSET = 7919
+VAL_SPLIT_SEED_OFFSET = 104729  # the validation split's own stream: seed + this
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    rates: list[float]
+    activity: dict  # per layer: free-phase at_low / at_high fractions, weight-update ratios and
+    # the nudged phase's firing rate (zeros for BPTT, which has no nudged phase)
+
+
+class LayerMeter:
+    """Sample-weighted means of :func:`layer_activity` and of the weight-update ratios."""
+
+    def __init__(self, n_layers: int):
+        self.sums = {k: [0.0] * n_layers
+                     for k in ("rate", "at_low", "at_high", "update", "nudge_rate")}
+        self.n = 0
+
+    def add(self, activity: list[dict], updates: list[float], n: int,
+            nudged: list[dict] | None = None) -> None:
+        """One batch: free-phase activity, update ratios, nudged-phase activity (EP only)."""
+        for i, a in enumerate(activity):
+            for k in ("rate", "at_low", "at_high"):
+                self.sums[k][i] += a[k] * n
+        for i, a in enumerate(nudged or []):
+            self.sums["nudge_rate"][i] += a["rate"] * n
+        for i, u in enumerate(updates):
+            self.sums["update"][i] += u * n
+        self.n += n
+
+    def mean(self, key: str) -> list[float]:
+        return [v / max(self.n, 1) for v in self.sums[key]]
+
+    def summary(self) -> dict:
+        return {"at_low": self.mean("at_low"), "at_high": self.mean("at_high"),
+                "update_ratio": self.mean("update"), "nudge_firing_rate": self.mean("nudge_rate")}
+
+
+def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
+    """``|W_new - W_old| / |W_old|`` of each weight tensor (biases skipped), one per layer."""
+    return [((p.detach() - b).norm() / b.norm().clamp_min(1e-12)).item()
+            for (name, p), b in zip(net.named_parameters(), before) if name.endswith("weight")]
+
+
+class Trainer:
+    """One run: the network, rule, optimizer and streams a :class:`Config` describes.
+
+    ``calibrate=False`` skips the data-dependent initialisation (used when a checkpoint's
+    weights replace it anyway). :meth:`from_checkpoint` and :meth:`from_run` rebuild a run
+    from its checkpoint; they are the only way the CLI resumes or evaluates.
+    """
+
+    def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
+                 progress: bool = True, calibrate: bool = True):
+        self.cfg = cfg = cfg.validate().resolved()
+        check_device(cfg.device)
+        # self.data holds only the training part; the held-out part is self.val (None if none)
+        self.data, self.val = split_validation(data, cfg.val_fraction,
+                                               cfg.seed + VAL_SPLIT_SEED_OFFSET)
+        if cfg.augment:
+            try:
+                image_shape(data.input_shape)
+            except ValueError:
+                raise ValueError(f"augment=true needs image data; dataset {cfg.dataset!r} has "
+                                 f"input shape {tuple(data.input_shape)}") from None
+        self.out_dir = out_dir
+        self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
+        self.progress = progress and self.dp.main
+        self.device = torch.device(cfg.device)
+        self.net = build_network(cfg, data.input_shape, data.n_classes,
+                                 data.embedding).to(self.device)
+        self.frames = len(data.input_shape) == 4  # a sequence of frames (event data)
+        if calibrate and cfg.calibrate_rate > 0:  # data-dependent init (calibrate.py), on training images only
+            calibrate_rates(self.net, self.network_inputs(cfg.calibrate_batch),
+                            cfg.calibrate_rate, steps=cfg.T_free, iters=cfg.calibrate_iters)
+        self.dp.broadcast_params(self.net)  # rank 0's (calibrated) initial weights everywhere
+        # the weights evaluation uses: their moving average (ema_decay > 0), or the raw ones
+        self.ema = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.streams = Streams(cfg.seed, self.device, self.dp.rank)
+        self.rule = cfg.rule(self.streams)
+        if self.frames and cfg.frame_update == "frame" and self.dp.world_size > 1:
+            raise ValueError("frame_update='frame' steps the optimizer inside each sample; "
+                             "data-parallel training needs frame_update='sample'")
+        if self.frames:  # temporal EP: the rule frame by frame, warm-started (eq. 18)
+            warm = None
+            if cfg.T_free_warm:  # shorter free phases after the first frame
+                warm = Config.from_dict({**cfg.to_dict(), "T_free": cfg.T_free_warm})
+            self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update,
+                                      warm and warm.rule(self.streams), cfg.T_free_warm or None)
+        # evaluation's free phases run like the rule's (one object, so one torch.compile)
+        self.dynamics = getattr(self.rule, "dynamics", None) or cfg.dynamics()
+        self.opt = make_optimizer(cfg, self.net)
+        self.sched = make_scheduler(cfg, self.opt)
+        self.epoch = 0
+        self.best_epoch = 0  # chosen by validation accuracy (the last epoch without validation)
+        self.best_val_acc: float | None = None
+        self.test_acc_at_best_val: float | None = None
+        self.train_time = 0.0
+        self.history: list[dict] = []
+        self.warned: set[str] = set()  # activity warnings already printed (once each)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, *, data_dir: str | None = None, epochs: int | None = None,
+                        overrides=(), out_dir: str | None = None,
+                        progress: bool = False) -> Trainer:
+        """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
+        and ``--set`` style ``overrides``; it continues bit-exactly."""
+        ck = load_checkpoint(path)
+        cfg = Config.from_dict(ck["config"])
+        for key, val in (("epochs", epochs), ("data_dir", data_dir)):
+            if val is not None:
+                cfg.set(key, val)
+        cfg.apply_overrides(list(overrides)).validate()
+        check_device(cfg.resolved().device)
+        tr = cls(cfg, cfg.load_data(), out_dir, progress, calibrate=False)
+        tr.load_state_dict(ck)
+        return tr
+
+    @classmethod
+    def from_run(cls, out_dir: str, **kw) -> Trainer:
+        """Resume the run in directory ``out_dir`` from its ``checkpoint_last.pt``."""
+        return cls.from_checkpoint(os.path.join(out_dir, "checkpoint_last.pt"), out_dir=out_dir,
+                                   **kw)
+
+    # ---- one epoch --------------------------------------------------------------------
+    def train_epoch(self) -> EpochStats:
+        cfg, net = self.cfg, self.net
+        x_all, y_all = self.data.x_train, self.data.y_train
+        order = torch.randperm(len(y_all), generator=self.streams.data)
+        n_batches = math.ceil(len(order) / cfg.batch_size)
+        tot_loss = tot_correct = 0.0
+        activity = LayerMeter(len(net.layer_shapes))
+        seen = 0
+        bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for b in bar:
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x, y = self.inputs(x_all[idx]), y_all[idx].to(self.device)
+            if cfg.augment:  # on the image (a flat 784 is read as 1x28x28), then back
+                img = x.reshape(len(x), *image_shape(self.data.input_shape))
+                x = augment_batch(img, self.streams.data, cfg.augment_pad,
+                                  cfg.augment_flip).reshape(x.shape)
+            x, y = self.dp.shard(x), self.dp.shard(y)  # this rank's part of the global batch
+            n = len(y)
+            if n == 0:  # a last batch smaller than the world: this rank adds nothing
+                for p in net.parameters():
+                    p.grad = torch.zeros_like(p)
+                self.dp.average_grads(net.parameters(), 0)
+                self._step()
+                continue
+            res = (self.rule.gradients(net, x, y, optimizer=self.opt) if self.frames
+                   else self.rule.gradients(net, x, y))
+            free, loss, nudged = res.free, res.loss, res.nudged
+            self.dp.average_grads(net.parameters(), n)
+            self._check_finite(free, b)
+            before = [p.detach().clone() for p in net.parameters()]
+            self._step()
+            seen += n
+            tot_loss += loss.sum().item()
+            pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
+            tot_correct += (pred == y).sum().item()
+            activity.add(layer_activity(net, free), _step_ratios(net, before), n,
+                         None if nudged is None else layer_activity(net, nudged))
+            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
+                            rate="/".join(f"{r:.2f}" for r in activity.mean("rate")))
+        bar.close()
+        self.sched.step()
+        seen, tot_loss, tot_correct = self.dp.sum(seen, tot_loss, tot_correct)
+        # layer activity is rank 0's shard's (a sample of the batch), not summed over ranks
+        return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
+                          activity.summary())
+
+    def _step(self) -> None:
+        """One optimizer step, folded into the weight average if there is one (with
+        ``frame_update='frame'`` the rule steps per frame and the average once per batch)."""
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.net)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Reshape a batch to the network's input shape (784 -> 1x28x28 for conv; frame
+        sequences ``[B, T, *frame]``), on device."""
+        lead = (len(x), x.shape[1]) if self.frames else (len(x),)
+        return x.reshape(*lead, *self.net.input_shape).to(self.device)
+
+    def network_inputs(self, n: int) -> torch.Tensor:
+        """The first ``n`` training inputs as the network sees them (calibration, diagnose):
+        for frame sequences frame ``i mod T`` of sample ``i``, spanning the whole recording."""
+        x = self.inputs(self.data.x_train[:n])
+        if not self.frames:
+            return x
+        idx = torch.arange(len(x))
+        return x[idx, idx % x.shape[1]]
+
+    def _check_finite(self, states, batch: int) -> None:
+        where = f"epoch {self.epoch + 1}, batch {batch + 1}"
+        if not all(torch.isfinite(s).all() for s in states):
+            raise TrainingDiverged(f"NaN/inf in neuron states at {where}")
+        for name, p in self.net.named_parameters():
+            if not torch.isfinite(p).all() or not torch.isfinite(p.grad).all():
+                raise TrainingDiverged(f"NaN/inf in {name} or its gradient at {where}; "
+                                       "lower lr or beta")
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+        """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
+        as in training, unless the rule says otherwise: ``LearningRule.infer``), read from the
+        output state averaged over its last ``readout_average`` steps. With ``ema_decay`` the
+        network's weights are their moving average for the evaluation."""
+        if self.ema is not None:
+            with self.ema.applied(self.net):
+                return self._evaluate(x, y, batch_size)
+        return self._evaluate(x, y, batch_size)
+
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
+                       self.device)
+        total = len(y)
+        x, y = self.dp.shard(x), self.dp.shard(y)  # data-parallel: each rank its share
+        correct = 0
+        for i in range(0, len(y), batch_size):
+            xb = self.inputs(x[i:i + batch_size])
+            pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng,
+                                     average=self.cfg.readout_average)
+            correct += (pred.cpu() == y[i:i + batch_size]).sum().item()
+        return self.dp.sum(correct)[0] / total
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The run's state; data-parallel, a collective call (every rank's spike stream)."""
+        extra = {}
+        if self.dp.world_size > 1:
+            extra = {"world_size": self.dp.world_size,
+                     "spike_rng_ranks": self.dp.gather(self.streams.spike.state_dict())}
+        return {"format": CKPT_FORMAT, "config": self.cfg.to_dict(), "epoch": self.epoch,
+                "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), **self.streams.state_dict(), **extra,
+                "ema": None if self.ema is None else self.ema.state_dict(),
+                "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
+                "test_acc_at_best_val": self.test_acc_at_best_val,
+                "train_time": self.train_time, "history": self.history,
+                "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes}
+
+    def load_state_dict(self, ck: dict) -> None:
+        """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
+        not fit this network raises :class:`CheckpointError` in one line."""
+        try:
+            self.net.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            self.sched.load_state_dict(ck["scheduler"])
+            self.streams.load_state_dict(ck)
+            if self.ema is not None:  # no average saved (ema_decay set at resume): start one
+                self.ema = WeightAverage(self.net, self.cfg.ema_decay)
+                if ck.get("ema"):
+                    self.ema.load_state_dict(ck["ema"])
+            ranks = ck.get("spike_rng_ranks")
+            if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
+                self.streams.spike.load_state_dict(ranks[self.dp.rank])
+            elif self.dp.rank > 0:  # saved by another world size: a fresh stream for this rank
+                self.streams.spike = SpikeRNG(
+                    self.cfg.seed + RANK_SEED_STRIDE * self.dp.rank, self.device)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"checkpoint does not fit the network its config builds "
+                                  f"({first})") from None
+        self.epoch, self.best_epoch = ck["epoch"], ck["best_epoch"]
+        self.best_val_acc, self.test_acc_at_best_val = ck["best_val_acc"], \
+            ck["test_acc_at_best_val"]
+        self.train_time, self.history = ck["train_time"], list(ck["history"])
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.out_dir, name)
+
+    def resume(self) -> None:
+        self.load_state_dict(load_checkpoint(self._path("checkpoint_last.pt")))
+
+    # ---- the run ------------------------------------------------------------------------
+    def fit(self, stop_after: int | None = None) -> dict:
+        """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary."""
+        cfg = self.cfg
+        last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
+        if self.out_dir and self.dp.main:
+            os.makedirs(self.out_dir, exist_ok=True)
+            _write_atomic_text(self._path("config.yaml"),
+                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        while self.epoch < last:
+            t0 = time.perf_counter()
+            stats = self.train_epoch()
+            self._check_weights(f"after the last update of epoch {self.epoch + 1}")
+            dt = time.perf_counter() - t0
+            self.train_time += dt
+            val_acc = self.evaluate(*self.val) if self.val is not None else None
+            test_acc = self.evaluate(self.data.x_test, self.data.y_test) \
+                if self._scores_test(val_acc) else None
+            self.epoch += 1
+            row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
+                   "val_acc": val_acc, "test_acc": test_acc, "time_s": dt,
+                   "firing_rate": stats.rates, **stats.activity,
+                   "lr": self.opt.param_groups[0]["lr"]}
+            self.history.append(row)
+            improved = self._select(val_acc, test_acc)
+            if self.dp.main:
+                self._warn_activity(stats)
+            if self.progress:
+                val = "" if val_acc is None else f"val_acc {val_acc:.4f}  "
+                test = "" if test_acc is None else f"test_acc {test_acc:.4f}  "
+                tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {stats.loss:.4f}  "
+                           f"train_acc {stats.acc:.4f}  {val}{test}"
+                           f"rate {sum(stats.rates) / len(stats.rates):.3f}  {dt:.1f}s")
+            if self.out_dir:
+                self._save_epoch(row, improved)
+        return self.summary()
+
+    def _warn_activity(self, stats: EpochStats) -> None:
+        """Print each silent/saturated-layer warning once per run, in one line (stderr)."""
+        acts = [{"rate": r, "at_high": h} for r, h in zip(stats.rates, stats.activity["at_high"])]
+        for msg in activity_warnings(acts):
+            key = msg.split(" (")[0]
+            if key not in self.warned:
+                self.warned.add(key)
+                tqdm.write(f"stochep: warning: epoch {self.epoch}: {msg}", file=sys.stderr)
+
+    def _scores_test(self, val_acc: float | None) -> bool:
+        """Whether the epoch just trained scores the test set: always with
+        ``eval_test='every'``; with ``'best'`` only at the last epoch and when the validation
+        accuracy is a new best, the two epochs the summary reports."""
+        return (self.cfg.eval_test == "every" or self.epoch + 1 == self.cfg.epochs
+                or val_acc is None or self.best_val_acc is None or val_acc > self.best_val_acc)
+
+    def _select(self, val_acc: float | None, test_acc: float) -> bool:
+        """Make this epoch the best if its validation accuracy beats every earlier one; without
+        a validation set every epoch does, so the best is the last. Test accuracy is only
+        recorded, never compared."""
+        if val_acc is not None and self.best_val_acc is not None \
+                and val_acc <= self.best_val_acc:
+            return False
+        self.best_epoch, self.best_val_acc = self.epoch, val_acc
+        self.test_acc_at_best_val = test_acc
+        return True
+
+    def _check_weights(self, when: str) -> None:
+        for name, p in self.net.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(f"NaN/inf in {name} {when}; the checkpoints of the last "
+                                       "finished epoch are kept; lower lr or beta")
+
+    def _save_epoch(self, row: dict, improved: bool) -> None:
+        self._check_weights(f"before saving epoch {self.epoch}")
+        state = self.state_dict()  # collective: every rank takes part
+        if not self.dp.main:  # only rank 0 writes
+            return
+        save_atomic(state, self._path("checkpoint_last.pt"))
+        if improved:
+            save_atomic(state, self._path("checkpoint_best.pt"))
+        # metrics.jsonl is rewritten from the checkpointed history, so a resumed run never
+        # duplicates or loses a line.
+        _write_atomic_text(self._path("metrics.jsonl"),
+                           "".join(json.dumps(r) + "\n" for r in self.history))
+        _write_atomic_text(self._path("summary.json"), json.dumps(self.summary(), indent=2))
+
+    def summary(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {"test_accuracy": last.get("test_acc"), "best_val_accuracy": self.best_val_acc,
+                "test_accuracy_at_best_val": self.test_acc_at_best_val,
+                "best_epoch": self.best_epoch, "val_fraction": self.cfg.val_fraction,
+                "epochs": self.epoch, "train_time_s": self.train_time,
+                "world_size": self.dp.world_size,
+                "preset": self.cfg.preset, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
+
+
+def _write_atomic_text(path: str, text: str) -> None:
+    """Write, fsync, rename over ``path``, then fsync the folder so the rename is durable."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))

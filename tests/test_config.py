@@ -1,0 +1,74 @@
+"""The run config: one mechanism for every rule's settings (``rules:`` sections), the
+translation of earlier versions' keys, dotted keys and typo suggestions."""
+import pytest
+import yaml
+
+from stochep.rules import BPTT, ID
+from stochep.training.config import Config, ConfigError, upgrade_keys
+
+
+def test_old_keys_translate_to_rule_sections():
+    old = {"algo": "bptt", "bptt": {"lr": 1e-4, "bptt_clip": 0.5}, "bptt_loss_last": 3,
+           "bptt_clip": 2.0, "id_iters": 5, "lr": 0.01}
+    new = upgrade_keys(old)
+    # the old section's own value wins over the top-level one, as it did
+    assert new["rules"] == {"bptt": {"lr": 1e-4, "clip": 0.5, "loss_last": 3}, "id": {"iters": 5}}
+    assert "bptt" not in new and "bptt_clip" not in new and new["lr"] == 0.01
+    cfg = Config.from_dict(old).resolved()
+    assert (cfg.lr, cfg.rule().clip, cfg.rule().loss_last) == (1e-4, 0.5, 3)
+    assert Config.from_dict({"id_tol": 1e-3}).rules == {"id": {"tol": 1e-3}}
+
+
+def test_top_level_bptt_keys_without_a_section_keep_the_tuned_section():
+    """An old config with ``bptt_*`` keys and no ``bptt:`` section trained with the default
+    section, which overrode them; the translation keeps that."""
+    cfg = Config.from_dict({"algo": "bptt", "bptt_clip": 0.25, "bptt_truncate": 4}).resolved()
+    rule = cfg.rule()
+    assert (rule.clip, rule.truncate, cfg.lr, cfg.batch_size) == (1.0, 4, 0.05, 16)
+
+
+def test_rule_options_become_the_active_rules_section():
+    assert upgrade_keys({"algo": "id", "rule_options": {"iters": 3}})["rules"] == {"id": {"iters": 3}}
+    assert upgrade_keys({"lr": 0.1}) == {"lr": 0.1}  # today's keys pass unchanged
+
+
+def test_a_checkpoint_config_of_the_previous_version_loads(tmp_path):
+    """Every field as the previous version's ``to_dict`` wrote it (an EP run, resolved)."""
+    d = Config().to_dict()
+    d.pop("rules")
+    d.update({"rule_options": {}, "bptt": {}, "bptt_spikes": "same", "bptt_loss_last": 1,
+              "bptt_truncate": 0, "bptt_clip": 0.0, "id_iters": 10, "id_tol": 1e-4,
+              "id_damping": 1.0})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(d))
+    cfg = Config.from_dict(yaml.safe_load(path.read_text())).validate()
+    assert cfg.rules["bptt"] == {"spikes": "same", "loss_last": 1, "truncate": 0, "clip": 0.0}
+    assert cfg.rules["id"] == {"iters": 10, "tol": 1e-4, "damping": 1.0}
+    assert cfg.resolved() is cfg
+
+
+def test_every_rule_declares_its_options_the_same_way():
+    assert set(BPTT.options) == {"spikes", "loss_last", "truncate", "clip"}
+    assert set(ID.options) == {"iters", "tol", "damping"}
+    cfg = Config()
+    cfg.set("rules.id.damping", 0.5)
+    assert ID.from_config(cfg).damping == 0.5
+    # a first dotted key of a rule starts from the section the rule trains with
+    cfg.set("rules.bptt.truncate", 7)
+    assert cfg.rules["bptt"] == {**BPTT.tuned, "truncate": 7}
+
+
+def test_a_rule_section_rejects_unknown_settings():
+    with pytest.raises(ConfigError, match="rules.bptt.clp"):
+        Config(rules={"bptt": {"clp": 1.0}}).validate()
+    with pytest.raises(ValueError, match="nope"):
+        Config(rules={"nope": {}}).validate()
+    with pytest.raises(ConfigError, match="cannot be overridden"):
+        Config(rules={"bptt": {"algo": "ep"}}).validate()
+
+
+def test_a_typo_suggests_the_closest_key():
+    with pytest.raises(ConfigError, match=r"'bta' \(did you mean 'beta'\?\)"):
+        Config().apply_overrides(["bta=0.2"])
+    with pytest.raises(ConfigError, match=r"did you mean 'epochs'"):
+        Config.from_dict({"epoch": 3})
