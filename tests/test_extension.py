@@ -11,6 +11,7 @@ from stochep import COSTS, EP, NEURONS, RULES, Cost, Dynamics, LearningRule, Neu
 from stochep.cli import main
 from stochep.tools.memory import measure_step_memory
 from stochep.training.config import Config, ConfigError, load_yaml
+from stochep.training.models import build_network
 from stochep.training.trainer import Trainer
 
 
@@ -183,3 +184,26 @@ def test_scientific_notation_in_a_config_file(tmp_path):
 def test_a_word_where_a_number_goes_is_still_an_error():
     with pytest.raises(ConfigError, match="lr must be of type float"):
         Config().apply_overrides(["lr=fast"])
+
+
+def test_a_toy_layer_kind_registers_and_builds_from_the_config(digits):
+    from stochep.engine.interactions import INTERACTIONS, Dense
+
+    @INTERACTIONS.register("half-dense")
+    class HalfDense(Dense):
+        """A dense layer whose weights start at half the scale."""
+
+        @classmethod
+        def from_spec(cls, index, spec, in_shape, init_scale=1.0, embedding=None):
+            return cls(in_shape, spec["half-dense"], init_scale=init_scale / 2)
+
+    try:
+        tr = Trainer(_tiny(layers=[{"half-dense": 24}], epochs=1), digits, progress=False)
+        assert isinstance(tr.net.interactions[0], HalfDense)
+        assert tr.net.interactions[0].out_shape == (24,)
+        tr.fit()
+        assert tr.history[-1]["test_acc"] > 0.3
+        with pytest.raises(ValueError, match="half-dense"):
+            build_network(Config(layers=[{"bogus": 3}]), (64,), 10)
+    finally:
+        INTERACTIONS.unregister("half-dense")

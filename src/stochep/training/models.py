@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from stochep.engine.interactions import ConvPool, Dense, HopfieldAttention
+from stochep.engine.interactions import INTERACTIONS, Dense
 from stochep.engine.network import EPNetwork
 
 from .config import Config
 
-CONV_KEYS = {"conv": None, "kernel": 3, "stride": 1, "padding": 0, "pool": 1, "pool_stride": None}
 IMAGE_SHAPES = {784: (1, 28, 28)}  # flat datasets that conv layers may read as images
 
 
@@ -30,43 +29,27 @@ def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int]:
                      f"as (1, 28, 28)), got input shape {shape}")
 
 
-def _conv_spec(i: int, spec: dict) -> dict:
-    unknown = sorted(set(map(str, spec)) - set(CONV_KEYS))
-    if unknown:
-        raise ValueError(f"layers[{i}]: unknown conv key(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(CONV_KEYS)}")
-    if "conv" not in spec:
-        raise ValueError(f"layers[{i}]: a conv layer needs 'conv' (number of output channels)")
-    out = {**CONV_KEYS, **spec}
-    for key, v in out.items():
-        low = 0 if key == "padding" else 1
-        if v is None and key == "pool_stride":
-            continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"layers[{i}].{key} must be an integer >= {low}, got {v!r}")
-    return out
-
-
-def _attention(i: int, spec: dict, shape, embedding, init_scale: float) -> HopfieldAttention:
-    if i != 0:
-        raise ValueError(f"layers[{i}]: an attention layer must be the first layer")
-    if set(map(str, spec)) != {"attention"}:
-        raise ValueError(f"layers[{i}]: an attention layer takes only 'attention' (its width), "
-                         f"got keys {', '.join(map(str, spec))}")
-    n = spec["attention"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"layers[{i}].attention must be an integer >= 1, got {n!r}")
-    if len(shape) != 1:
-        raise ValueError(f"layers[{i}]: attention needs a token sequence [L], got shape {shape}")
-    if embedding is None:
-        embedding = torch.randn(1001, 50)
-        embedding[0] = 0
-    return HopfieldAttention(shape[0], n, embedding, init_scale=init_scale)
+def layer_kind(index: int, spec) -> str:
+    """The registered kind (``INTERACTIONS``) a ``layers`` entry names: ``dense`` for an int,
+    else the one key of a dict that is a registered kind."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return "dense"
+    if isinstance(spec, dict):
+        kinds = [str(k) for k in spec if k in INTERACTIONS]
+        if len(kinds) == 1:
+            return kinds[0]
+        if not kinds and "kernel" in spec:
+            raise ValueError(f"layers[{index}]: a conv layer needs 'conv' (number of output "
+                             "channels)")
+    raise ValueError(f"layers[{index}] must be a positive int (dense width) or a dict naming one "
+                     f"layer kind ({', '.join(INTERACTIONS)}), got {spec!r}")
 
 
 def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
                   embedding: torch.Tensor | None = None) -> EPNetwork:
-    """Network from ``cfg.layers``, one entry per hidden layer, bottom to top.
+    """Network from ``cfg.layers``, one entry per hidden layer, bottom to top; each entry's
+    kind is looked up in ``INTERACTIONS`` (``engine/interactions/``), whose ``from_spec`` checks
+    and builds it:
 
     - an int ``n``: a dense layer of ``n`` neurons (eq. 3);
     - a dict ``{conv: C, kernel: 3, stride: 1, padding: 0, pool: 1, pool_stride: pool}``:
@@ -88,30 +71,14 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
     """
     neuron = cfg.neuron_model()
     shape = frame_shape(input_shape)
-    layers = list(cfg.layers)
-    if layers and isinstance(layers[0], dict) and "attention" not in layers[0]:
+    kinds = [INTERACTIONS[layer_kind(i, spec)] for i, spec in enumerate(cfg.layers)]
+    if kinds and kinds[0].needs_image:
         shape = image_shape(shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         inters = []
-        for i, spec in enumerate(layers):
-            if isinstance(spec, dict) and "attention" in spec:
-                inter = _attention(i, spec, shape, embedding, cfg.init_scale)
-            elif isinstance(spec, dict):
-                if len(shape) != 3:
-                    raise ValueError(f"layers[{i}]: a conv layer needs an image (C, H, W) "
-                                     f"below it, got shape {shape} (conv cannot follow dense)")
-                s = _conv_spec(i, spec)
-                try:
-                    inter = ConvPool(shape, s["conv"], s["kernel"], s["stride"], s["padding"],
-                                     s["pool"], s["pool_stride"], init_scale=cfg.init_scale)
-                except ValueError as e:
-                    raise ValueError(f"layers[{i}]: {e}") from None
-            elif isinstance(spec, bool) or not isinstance(spec, int) or spec < 1:
-                raise ValueError(f"layers[{i}] must be a positive int (dense width) or a conv "
-                                 f"dict, got {spec!r}")
-            else:
-                inter = Dense(shape, spec, init_scale=cfg.init_scale)
+        for i, (kind, spec) in enumerate(zip(kinds, cfg.layers)):
+            inter = kind.from_spec(i, spec, shape, cfg.init_scale, embedding)
             inters.append(inter)
             shape = inter.out_shape
         inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))

@@ -1,7 +1,8 @@
-"""Couplings between adjacent layers. One class per kind of interaction (rain-style)."""
+"""Couplings between adjacent layers. One class per kind of interaction (rain-style), each
+registered in ``INTERACTIONS`` under the key a config's ``layers:`` entry names it by."""
 from .attention import HopfieldAttention
-from .base import Interaction
+from .base import INTERACTIONS, Interaction
 from .conv import ConvPool
 from .dense import Dense
 
-__all__ = ["ConvPool", "Dense", "HopfieldAttention", "Interaction"]
+__all__ = ["INTERACTIONS", "ConvPool", "Dense", "HopfieldAttention", "Interaction"]

@@ -36,7 +36,7 @@ import math
 import torch
 from torch import nn
 
-from .base import Interaction
+from .base import INTERACTIONS, Interaction, spec_int
 
 MASKED = -1e9  # score of padding positions (finite, so an all-padding review gives no NaN)
 
@@ -62,6 +62,7 @@ class BoundAttention:
         return v.add_(self.inter.bias, alpha=alpha)
 
 
+@INTERACTIONS.register("attention")
 class HopfieldAttention(Interaction):
     """Token ids ``[B, L]`` -> first layer of ``n_out`` neurons, through Hopfield attention.
 
@@ -70,6 +71,26 @@ class HopfieldAttention(Interaction):
     """
 
     binds_input = True
+
+    @classmethod
+    def from_spec(cls, index, spec, in_shape, init_scale=1.0,
+                  embedding=None) -> HopfieldAttention:
+        """``{attention: N}``, first layer only, over a token sequence; it looks the tokens up
+        in ``embedding`` (random vectors of a 1,000-word vocabulary when ``None``, for tools
+        that measure without data)."""
+        if index != 0:
+            raise ValueError(f"layers[{index}]: an attention layer must be the first layer")
+        if set(map(str, spec)) != {"attention"}:
+            raise ValueError(f"layers[{index}]: an attention layer takes only 'attention' (its "
+                             f"width), got keys {', '.join(map(str, spec))}")
+        n = spec_int(f"layers[{index}].attention", spec["attention"])
+        if len(in_shape) != 1:
+            raise ValueError(f"layers[{index}]: attention needs a token sequence [L], got shape "
+                             f"{in_shape}")
+        if embedding is None:
+            embedding = torch.randn(1001, 50)
+            embedding[0] = 0
+        return cls(in_shape[0], n, embedding, init_scale=init_scale)
 
     def __init__(self, seq_len: int, n_out: int, embedding: torch.Tensor,
                  init_scale: float = 1.0):

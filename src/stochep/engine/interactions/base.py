@@ -16,19 +16,36 @@ bias of the upper layer). It knows four things:
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
+
+from stochep.registry import Registry
+
+# layer kind -> Interaction class; a config's layers: entry {kind: ...} builds one
+INTERACTIONS = Registry("layer")
 
 
 class Interaction(nn.Module):
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
+    # True for a kind that reads an image (C, H, W): a flat 784 below the first one is read as
+    # (1, 28, 28) (training.models.image_shape)
+    needs_image: ClassVar[bool] = False
     # True for a first interaction whose drive depends on the layer above it (Hopfield
     # attention): the dynamics then call ``bind(x)`` once per phase instead of ``drive_up(x)``
     binds_input = False
     # True when the contrast is bilinear in (r_lo, r_hi) given the context of r_lo (dense,
     # conv): then a difference of contrasts over one r_lo is one contrast of the difference
     bilinear = False
+
+    @classmethod
+    def from_spec(cls, index: int, spec, in_shape: tuple[int, ...], init_scale: float = 1.0,
+                  embedding: torch.Tensor | None = None) -> Interaction:
+        """The interaction a config's ``layers[index]`` entry describes, above a layer of shape
+        ``in_shape``; a bad entry is one ValueError naming ``layers[index]``."""
+        raise NotImplementedError
 
     def example_input(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """A random valid input batch (for tools that measure without data)."""
@@ -80,3 +97,10 @@ class Interaction(nn.Module):
     def macs(self) -> int:
         """Multiply-accumulates of one unidirectional pass for one sample (eq. 16)."""
         raise NotImplementedError
+
+
+def spec_int(where: str, value, low: int = 1) -> int:
+    """``value`` if it is an integer >= ``low``; else one ValueError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{where} must be an integer >= {low}, got {value!r}")
+    return value

@@ -21,7 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Interaction
+from .base import INTERACTIONS, Interaction, spec_int
+
+# a conv layer's keys and their defaults (``conv`` is required)
+CONV_KEYS = {"conv": None, "kernel": 3, "stride": 1, "padding": 0, "pool": 1, "pool_stride": None}
 
 
 def _pair(v, name: str) -> tuple[int, int]:
@@ -33,10 +36,11 @@ def _pair(v, name: str) -> tuple[int, int]:
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory order (same values and shape): oneDNN's native layout on
-    the CPU, where a convolution of it ran faster than of NCHW (README "Speed")."""
+    the CPU, where a convolution of it ran faster than of NCHW (docs/speed.md)."""
     return x.contiguous(memory_format=torch.channels_last)
 
 
+@INTERACTIONS.register("conv")
 class ConvPool(Interaction):
     """2-D convolution (``nn.Conv2d`` layout) followed by max-pooling (floor mode).
 
@@ -47,6 +51,27 @@ class ConvPool(Interaction):
     """
 
     bilinear = True  # given the pooling indices (module docstring)
+    needs_image = True
+
+    @classmethod
+    def from_spec(cls, index, spec, in_shape, init_scale=1.0, embedding=None) -> ConvPool:
+        """``{conv: C, kernel: 3, stride: 1, padding: 0, pool: 1, pool_stride: pool}``."""
+        unknown = sorted(set(map(str, spec)) - set(CONV_KEYS))
+        if unknown:
+            raise ValueError(f"layers[{index}]: unknown conv key(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(CONV_KEYS)}")
+        s = {**CONV_KEYS, **spec}
+        for key, v in s.items():
+            if not (v is None and key == "pool_stride"):
+                spec_int(f"layers[{index}].{key}", v, 0 if key == "padding" else 1)
+        if len(in_shape) != 3:
+            raise ValueError(f"layers[{index}]: a conv layer needs an image (C, H, W) below "
+                             f"it, got shape {in_shape} (conv cannot follow dense)")
+        try:
+            return cls(in_shape, s["conv"], s["kernel"], s["stride"], s["padding"], s["pool"],
+                       s["pool_stride"], init_scale=init_scale)
+        except ValueError as e:
+            raise ValueError(f"layers[{index}]: {e}") from None
 
     def __init__(self, in_shape, out_channels: int, kernel, stride=1, padding=0, pool=1,
                  pool_stride=None, bias: bool = True, init_scale: float = 1.0):
@@ -86,7 +111,7 @@ class ConvPool(Interaction):
         self._out_pad = tuple(n - ((o - 1) * s - 2 * p + k) for n, o, s, p, k in
                               zip((h, w), conv, self.stride, self.padding, self.kernel))
         # stride 1: the transposed convolution is a convolution with the flipped kernel and
-        # padding k - 1 - p, which oneDNN runs faster (README "Speed")
+        # padding k - 1 - p, which oneDNN runs faster (docs/speed.md)
         self._flip_pad = tuple(k - 1 - p for k, p in zip(self.kernel, self.padding)) \
             if self.stride == (1, 1) and all(p <= k - 1 for k, p in
                                              zip(self.kernel, self.padding)) else None

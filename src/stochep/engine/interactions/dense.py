@@ -6,9 +6,10 @@ import math
 import torch
 from torch import nn
 
-from .base import Interaction
+from .base import INTERACTIONS, Interaction, spec_int
 
 
+@INTERACTIONS.register("dense")
 class Dense(Interaction):
     """Symmetric dense coupling; ``W`` has shape ``[n_hi, n_lo]`` as in ``nn.Linear``.
 
@@ -18,6 +19,16 @@ class Dense(Interaction):
     """
 
     bilinear = True
+
+    @classmethod
+    def from_spec(cls, index, spec, in_shape, init_scale=1.0, embedding=None) -> Dense:
+        """``n`` or ``{dense: n}``: ``n`` neurons."""
+        if isinstance(spec, dict):
+            if set(map(str, spec)) != {"dense"}:
+                raise ValueError(f"layers[{index}]: a dense layer takes only 'dense' (its "
+                                 f"width), got keys {', '.join(map(str, spec))}")
+            spec = spec["dense"]
+        return cls(in_shape, spec_int(f"layers[{index}]", spec), init_scale=init_scale)
 
     def __init__(self, in_shape, n_out: int, bias: bool = True, init_scale: float = 1.0):
         super().__init__()
