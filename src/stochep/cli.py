@@ -1,5 +1,7 @@
-"""Command line: ``stochep train | eval | presets | gradcheck | memory | energy |
-convert-checkpoint``.
+"""stochep: train and measure spiking networks with stochastic Equilibrium Propagation.
+
+Commands: train, eval, plot, presets, gradcheck, diagnose, memory, energy, analyze, sweep,
+reproduce, convert-checkpoint (``stochep COMMAND --help``).
 
 Errors the user can fix (unknown preset or key, wrong type, malformed YAML, missing data, an
 unavailable device, a damaged, unsafe or outdated checkpoint, invalid values) print one line on
@@ -16,11 +18,12 @@ import time
 from stochep.rules import RULES, TrainingDiverged
 from stochep.training.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
 from stochep.training.config import Config, ConfigError, check_device, load_yaml
+from stochep.training.rundir import RunDirectoryBusy
 
 from .data import DataError
 from .validation import check_int_at_least
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError, RunDirectoryBusy)
 
 
 def _add_train(sub):
@@ -37,15 +40,21 @@ def _add_train(sub):
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument("--train-subset", type=int, metavar="N",
+                   help="train on the first N training samples (a short run on any dataset)")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="hold out this fraction of the training samples for validation")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the config's, cpu)")
     p.add_argument("--out", help="run directory (default: runs/<name>-s<seed>-<time>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (repeatable)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from checkpoint_last.pt")
+                   help="continue the run in --out from checkpoint_last.pt; with --epochs N "
+                   "beyond its end it trains on to N (a cosine schedule stretches to the new end)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun underneath; "
-                   "README, 'Scale out')")
+                   "docs/scale-out.md)")
 
 
 def _add_sweep(sub):
@@ -83,6 +92,13 @@ def _add_eval(sub):
     p.add_argument("--json", help="where to write the result (default: next to the checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change how it is scored, e.g. readout_average=20")
+
+
+def _add_plot(sub):
+    p = sub.add_parser("plot", help="training curves of run directories as a PNG (loss, "
+                       "accuracies, firing rates, learning rate)")
+    p.add_argument("runs", nargs="+", metavar="RUNDIR", help="run directories, drawn side by side")
+    p.add_argument("--out", default="curves.png", help="the PNG to write (default curves.png)")
 
 
 def _add_gradcheck(sub):
@@ -196,7 +212,10 @@ def build_config(args) -> Config:
         cfg = Config()
     for key, val in (("algo", args.algo), ("dataset", args.dataset), ("data_dir", args.data_dir),
                      ("epochs", args.epochs), ("batch_size", args.batch_size),
-                     ("seed", getattr(args, "seed", None))):
+                     ("seed", getattr(args, "seed", None)),
+                     ("train_subset", getattr(args, "train_subset", None)),
+                     ("val_fraction", getattr(args, "val_fraction", None)),
+                     ("device", getattr(args, "device", None))):
         if val is not None:
             cfg.set(key, val)
     return cfg.apply_overrides(args.set).validate()
@@ -261,9 +280,13 @@ def cmd_train(args) -> int:
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out RUNDIR")
+        overrides = [f"device={args.device}"] if args.device else []
         trainer = Trainer.from_run(args.out, epochs=args.epochs, data_dir=args.data_dir,
-                                   progress=not args.no_progress)
+                                   overrides=overrides, progress=not args.no_progress)
         out = args.out
+        if trainer.epoch >= trainer.cfg.epochs:
+            print(f"stochep train: the run in {out} has finished its {trainer.epoch} epochs; "
+                  f"pass --epochs N > {trainer.epoch} to train on", file=sys.stderr)
     else:
         cfg = build_config(args)
         check_device(cfg.resolved().device)
@@ -274,6 +297,8 @@ def cmd_train(args) -> int:
         kw = {"download": True} if args.download else {}
         data = cfg.load_data(**kw)
         trainer = Trainer(cfg, data, out, progress=not args.no_progress)
+    if trainer.run_lock is not None:
+        trainer.run_lock.acquire()  # a second process stops here, before it writes anything
     if trainer.dp.main:
         print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
@@ -347,6 +372,19 @@ def cmd_eval(args) -> int:
         json.dump(result, f, indent=2)
     print(f"test_accuracy={acc:.4f}")
     return 0
+
+
+def cmd_plot(args) -> int:
+    from stochep.tools.plot import curves_table, plot_runs, read_history, say_no_matplotlib
+
+    for d in args.runs:
+        read_history(d)  # a folder without metrics is one line
+    if plot_runs(args.runs, args.out):
+        print(f"wrote {args.out}")
+        return 0
+    print(curves_table({d: read_history(d) for d in args.runs}))
+    say_no_matplotlib(args.out + " (the curves are printed above)")
+    return 2
 
 
 def cmd_presets(args) -> int:
@@ -481,17 +519,20 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "presets": cmd_presets,
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
             "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
             "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="stochep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="stochep", description=__doc__.split("\n\n")[0],
+                                     epilog="Without a command, stochep runs `stochep train` on "
+                                     "the embedded digits default.")
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_eval(sub)
+    _add_plot(sub)
     sub.add_parser("presets", help="print the Table 3 presets")
     _add_gradcheck(sub)
     _add_memory(sub)

@@ -1,6 +1,7 @@
 """In-memory dataset container, and the registry of datasets (:class:`DatasetSource`)."""
 from __future__ import annotations
 
+import hashlib
 import inspect
 from dataclasses import dataclass
 
@@ -28,10 +29,96 @@ class Dataset:
     y_test: torch.Tensor
     n_classes: int
     embedding: torch.Tensor | None = None
+    # a dataset built from a user's tensors: its name, shapes and a hash of its content, which
+    # the run records so it can check that a resume gets the same data (:meth:`from_tensors`)
+    fingerprint: dict | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    @classmethod
+    def from_tensors(cls, x_train, y_train, x_test, y_test, name: str = "custom",
+                     n_classes: int | None = None) -> Dataset:
+        """A dataset of your own tensors: inputs ``[N, *shape]`` with values in [0, 1] (any
+        float or integer dtype; converted to float32), integer labels ``0..n_classes-1`` (any
+        width; converted to int64). Every problem is one :class:`ValueError` line."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
+        x_train, y_train = as_inputs(x_train, "x_train"), as_labels(y_train, "y_train")
+        x_test, y_test = as_inputs(x_test, "x_test"), as_labels(y_test, "y_test")
+        for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+            if len(x) != len(y):
+                raise ValueError(f"x_{part} has {len(x)} samples but y_{part} has {len(y)} labels")
+            if len(x) == 0:
+                raise ValueError(f"x_{part} is empty")
+        if x_train.shape[1:] != x_test.shape[1:]:
+            raise ValueError(f"x_train samples are {tuple(x_train.shape[1:])} but x_test samples "
+                             f"are {tuple(x_test.shape[1:])}")
+        top = int(max(y_train.max(), y_test.max())) + 1
+        if n_classes is None:
+            n_classes = top
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        if top > n_classes:
+            raise ValueError(f"labels must be in 0..{n_classes - 1}, found {top - 1}")
+        ds = cls(name, x_train, y_train, x_test, y_test, n_classes)
+        ds.fingerprint = {"name": name, "input_shape": list(ds.input_shape),
+                          "n_train": len(y_train), "n_test": len(y_test),
+                          "n_classes": n_classes, "sha256": content_hash(ds)}
+        return ds
+
+
+def as_inputs(x, what: str = "x") -> torch.Tensor:
+    """``x`` as a float32 tensor of values in [0, 1], or one ValueError line saying why not."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{what} must be a tensor or array, got {type(x).__name__}") from None
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"{what} must be [N, *sample_shape], got shape {tuple(x.shape)}")
+    x = x.to(torch.float32)
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what} holds NaN or inf")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < 0 or hi > 1:
+        hint = " (8-bit images: divide by 255)" if hi <= 255 and lo >= 0 else \
+            " (scale to [0, 1], e.g. (x - x.min()) / (x.max() - x.min()))"
+        raise ValueError(f"{what} must lie in [0, 1] (firing rates), found [{lo:g}, {hi:g}]{hint}")
+    return x.contiguous()
+
+
+def as_labels(y, what: str = "y") -> torch.Tensor:
+    """``y`` as int64 class indices, or one ValueError line saying why not."""
+    if not isinstance(y, torch.Tensor):
+        try:
+            y = torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{what} must be a tensor or array, got {type(y).__name__}") from None
+    if y.dim() != 1:
+        raise ValueError(f"{what} must be one class index per sample [N], got shape "
+                         f"{tuple(y.shape)}")
+    if y.dtype.is_floating_point:
+        if not torch.equal(y, y.round()):
+            raise ValueError(f"{what} must be integer class indices, got fractional values")
+    elif y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"{what} must be integer class indices, got dtype {y.dtype}")
+    y = y.to(torch.int64)
+    if len(y) and y.min() < 0:
+        raise ValueError(f"{what} must be class indices >= 0, found {int(y.min())}")
+    return y
+
+
+def content_hash(ds: Dataset) -> str:
+    """sha256 of a dataset's tensors (train and test, inputs and labels)."""
+    h = hashlib.sha256()
+    for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 class DatasetSource:

@@ -6,7 +6,7 @@ Source: the standard ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` layout
 pseudo-random order (seed 0), so ids are reproducible and any prefix of a split (e.g. a
 ``--train-subset``) is a random sample of both classes rather than all ``neg``.
 
-Preprocessing (decisions, documented here and in the README):
+Preprocessing (decisions, documented here and in docs/text.md):
 
 - **Tokenizer** (:func:`tokenize`): lowercase; HTML line breaks ``<br />`` become spaces;
   ``n't`` is split off as GloVe's tokenizer does ("don't" -> "do", "n't"); tokens are the

@@ -11,7 +11,7 @@ the factor ``kappa^2``; that factor is the nudge's scale, and it matters (GUIDE 
 - ``RateMSE`` (``cost: rate``): ``L = 1/2 ||rho(xi_out) - y||^2`` on the output rate. Curvature
   ``kappa^2`` in ``xi``, so ``beta`` acts ``kappa^2`` times larger; at ``kappa = 2`` the
   ``-beta`` phase is anti-stable for ``beta > 0.25`` (``lam = 0.5``) and the EP estimate at the
-  paper's ``beta = 0.5`` points uphill (README, "Nudge scale").
+  paper's ``beta = 0.5`` points uphill (docs/formulation.md).
 
 A cost reads the output through the network's neuron model (``neurons.py``): its rate and the
 top of its state box. Adding a cost: subclass :class:`Cost` in a new file, implement ``value``

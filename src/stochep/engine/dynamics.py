@@ -14,7 +14,7 @@ that replaces the network's own for one call (e.g. its ``mean_field()``), so not
 A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, or a warm start as in
 eq. 18) and returns a :class:`PhaseResult`; an ``observer(t, spikes)`` sees every step's spikes.
 
-Formulation choice (README, "Formulation"): eq. 7 read literally uses ``rho'(xi)``, which is zero
+Formulation choice (docs/formulation.md): eq. 7 read literally uses ``rho'(xi)``, which is zero
 at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
 the closed interval ``[0, 1/kappa]`` and project after each step. In mean-field mode one step is
 then exactly a projected gradient step of size ``lam`` on ``F = E + beta * L`` (eq. 4, 8), so F

@@ -20,8 +20,10 @@ from torch import nn
 from stochep.validation import check_input, check_int_at_least, check_labels, check_unit_interval
 
 from .costs import Cost, make_cost
+from .dynamics import Dynamics
 from .interactions import Dense, Interaction
 from .neurons import Neuron, NeuronModel
+from .rng import SpikeRNG
 
 
 class EPNetwork(nn.Module):
@@ -43,6 +45,8 @@ class EPNetwork(nn.Module):
         self.n_classes = n_classes
         self.n_perclass = n_perclass
         self.cost = make_cost(cost) if isinstance(cost, str) else cost
+        # a weak reference to the object whose ``scores(x)`` ``forward`` returns (a Trainer)
+        self.evaluator = None
 
     @classmethod
     def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
@@ -101,6 +105,19 @@ class EPNetwork(nn.Module):
 
     def predict(self, out_state: torch.Tensor) -> torch.Tensor:
         return self.class_scores(out_state).argmax(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores ``[B, n_classes]`` of inputs ``x`` from a free phase. A
+        :class:`~stochep.training.trainer.Trainer` makes this run as its config says (steps,
+        dynamics, readout, weight average: ``Trainer.scores``); a network built by hand runs a
+        30-step free phase with spikes from a fixed seed."""
+        evaluator = self.evaluator() if self.evaluator is not None else None
+        if evaluator is not None:
+            return evaluator.scores(x)
+        with torch.no_grad():
+            states = Dynamics().relax(self, x, self.zero_states(len(x), x.dtype), 30,
+                                      SpikeRNG(0, x.device)).final
+        return self.class_scores(states[-1])
 
     def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""

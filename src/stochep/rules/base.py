@@ -98,7 +98,13 @@ class LearningRule:
         return dynamics.relax(net, x, net.zero_states(len(x), x.dtype), steps, rng,
                               average_last=average).average
 
+    def scores(self, net, x: torch.Tensor, dynamics, steps: int, rng,
+               average: int = 1) -> torch.Tensor:
+        """Class scores ``[B, n_classes]`` for ``x``: the readout of :meth:`infer`'s output
+        states (the mean rate of each class's output group, section 3.4)."""
+        return net.class_scores(self.infer(net, x, dynamics, steps, rng, average)[-1])
+
     def predict(self, net, x: torch.Tensor, dynamics, steps: int, rng,
                 average: int = 1) -> torch.Tensor:
-        """Predicted classes for ``x``: the readout of :meth:`infer`'s output states."""
-        return net.predict(self.infer(net, x, dynamics, steps, rng, average)[-1])
+        """Predicted classes for ``x``: the largest of :meth:`scores`."""
+        return self.scores(net, x, dynamics, steps, rng, average).argmax(1)

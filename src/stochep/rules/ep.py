@@ -16,7 +16,7 @@ in at least float32.
 - ``three-phase`` (eq. 22): ``(beta, -beta)``, so the scale is ``2 beta``; bias O(beta^2). Eq. 22 is printed with ``1/beta``; the symmetric difference needs ``1/(2 beta)``
   to estimate the gradient itself rather than twice it.
 
-Two opt-in variance reductions for stochastic spikes (not in the paper; README "Formulation"),
+Two opt-in variance reductions for stochastic spikes (not in the paper; docs/formulation.md),
 both leaving the mean-field estimate unchanged:
 
 - ``average_last = k``: each contrast uses the state averaged over the last ``k`` steps of its

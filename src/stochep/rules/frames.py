@@ -86,8 +86,8 @@ class FrameSequence(LearningRule):
     def infer(self, net, x, dynamics, steps, rng, average: int = 1):
         return self._free_phases(net, x, dynamics, steps, rng, average)[0]
 
-    def predict(self, net, x, dynamics, steps, rng, average: int = 1) -> torch.Tensor:
-        return self._free_phases(net, x, dynamics, steps, rng, average)[1].argmax(1)
+    def scores(self, net, x, dynamics, steps, rng, average: int = 1) -> torch.Tensor:
+        return self._free_phases(net, x, dynamics, steps, rng, average)[1]
 
     def _free_phases(self, net, x, dynamics, steps, rng, average: int = 1):
         """Free phases only, warm-started frame to frame; (last states, summed class scores).

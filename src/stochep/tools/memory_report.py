@@ -11,6 +11,7 @@ from stochep.rules import BPTT, EP
 from stochep.training.config import Config, ConfigError
 
 from . import memory
+from .plot import pyplot, say_no_matplotlib
 
 TABLE2_RULES = (EP.name, BPTT.name)  # the paper's Table 2 compares these two
 
@@ -131,12 +132,9 @@ def format_sweep(result: dict) -> str:
 
 def plot_sweep(result: dict, path: str) -> bool:
     """Save the sweep as a PNG; ``False`` when matplotlib (``stochep[plot]``) is missing."""
-    try:
-        import matplotlib
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     Ts = [r["T_free"] for r in result["rows"]]
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -181,5 +179,5 @@ def run_command(preset, algo=None, batch_size=None, T_free=None, table_mode=Fals
         res["plot"] = os.path.abspath(plot)
         text += f"\nplot: {plot}"
     else:
-        text += "\nno plot: the plot needs `pip install stochep[plot]` (matplotlib)"
+        say_no_matplotlib(f"{plot} (the numbers are printed above)")
     return res, text

@@ -27,7 +27,7 @@ from .memory_report import paper_row, table_batch_size
 from .sweep import run_processes, seed_state
 
 BUDGETS = ("cpu-small", "full")
-GPU_ONLY = "not in the cpu-small budget (needs a GPU: README, 'Results')"
+GPU_ONLY = "not in the cpu-small budget (needs a GPU: docs/results.md)"
 
 
 @dataclass

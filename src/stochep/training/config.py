@@ -43,6 +43,7 @@ class Config:
     # held out of the training set (seeded) to choose checkpoint_best; 0: no validation, the
     # best checkpoint is the last epoch (data/split.py)
     val_fraction: float = 0.1
+    train_subset: int = 0  # train on the first N training samples (0: all), before the split
     # when to score the test set: "every" epoch, or only at a new best validation accuracy and
     # at the last epoch ("best": test_acc is null on the other epochs; nothing is chosen by it)
     eval_test: str = "every"
@@ -52,7 +53,7 @@ class Config:
     # evaluate an exponential moving average of the weights with this decay per optimizer step
     # (0: off, the raw weights); training continues from the raw weights (weight_average.py)
     ema_decay: float = 0.0
-    # architecture: ints are dense hidden widths (conv layers are dicts, see README)
+    # architecture: ints are dense hidden widths (conv layers are dicts, see docs/usage.md)
     layers: list = field(default_factory=lambda: [256])
     n_perclass: int = 10
     init_scale: float = 0.5  # multiplies PyTorch's default init (GUIDE 1.3)
@@ -70,7 +71,7 @@ class Config:
     # fields it overrides when it trains; a rule with no section trains with its ``tuned`` one
     algo: str = "ep"
     rules: dict = field(default_factory=dict)
-    # EP (eq. 8, 9, 22). The defaults are the deep-net recipe (README "Deep nets"): state cost,
+    # EP (eq. 8, 9, 22). The defaults are the deep-net recipe (docs/recipe.md): state cost,
     # calibrated rates, three-phase with shared noise and averaged contrasts, AdamW + cosine.
     T_free: int = 30
     T_nudge: int = 10
@@ -87,7 +88,7 @@ class Config:
     calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
     calibrate_iters: int = 60  # bias updates of the calibration (each one free phase)
-    # speed options (README "Speed"): update order, early exit, torch.compile, bf16 dynamics
+    # speed options (docs/speed.md): update order, early exit, torch.compile, bf16 dynamics
     update: str = "sync"
     tol: float = 0.0
     compile: bool = False
@@ -111,6 +112,7 @@ class Config:
         check_unit_interval("lam", self.lam)
         check_int_at_least("N_perclass", self.n_perclass, 1)
         check_int_at_least("batch_size", self.batch_size, 1)
+        check_int_at_least("train_subset", self.train_subset, 0)
         check_int_at_least("epochs", self.epochs, 1)
         check_int_at_least("seed", self.seed, 0)
         check_positive("lr", self.lr)

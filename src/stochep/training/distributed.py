@@ -10,7 +10,7 @@ spikes each rank draws from its own spike stream (seed + rank), so the spikes di
 process while their distribution is the same. Only rank 0 writes checkpoints and metrics; a
 checkpoint carries every rank's spike stream, so a resumed run continues exactly.
 
-Launch with ``stochep train --nproc K ...`` (one machine) or ``torchrun`` (README, "Scale out").
+Launch with ``stochep train --nproc K ...`` (one machine) or ``torchrun`` (docs/scale-out.md).
 A plain process has world size 1 and none of this does anything.
 """
 from __future__ import annotations

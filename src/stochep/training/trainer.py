@@ -11,11 +11,14 @@ accuracy, or the last epoch when ``val_fraction`` is 0. The test set never choos
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import os
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +27,7 @@ from tqdm.auto import tqdm
 
 from stochep.data import Dataset
 from stochep.data.augment import augment_batch
+from stochep.data.base import as_labels
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
@@ -35,6 +39,7 @@ from .config import Config, check_device
 from .distributed import DataParallel
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
+from .rundir import RunLock
 from .weight_average import WeightAverage
 
 EVAL_SEED_OFFSET = 7919
@@ -94,8 +99,11 @@ class Trainer:
 
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
                  progress: bool = True, calibrate: bool = True):
-        self.cfg = cfg = cfg.validate().resolved()
+        # a copy: the trainer records the data it got (a dataset of your own, a subset, an
+        # absolute data_dir) without changing the caller's config
+        self.cfg = cfg = Config.from_dict(cfg.validate().resolved().to_dict())
         check_device(cfg.device)
+        data = self._adopt(data)
         # self.data holds only the training part; the held-out part is self.val (None if none)
         self.data, self.val = split_validation(data, cfg.val_fraction,
                                                cfg.seed + VAL_SPLIT_SEED_OFFSET)
@@ -107,7 +115,12 @@ class Trainer:
                                  f"input shape {tuple(data.input_shape)}") from None
         self.out_dir = out_dir
         self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
+        # one writer per run directory (rundir.py): held while fit() trains, or from earlier
+        # by a caller that takes it first (the CLI, before it reports the directory)
+        self.run_lock = RunLock(out_dir) if out_dir and self.dp.main else None
         self.progress = progress and self.dp.main
+        # the redrawn bar only in a terminal; a log file gets one line per epoch
+        self.bar = self.progress and sys.stderr.isatty()
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes,
                                  data.embedding).to(self.device)
@@ -140,29 +153,68 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict] = []
         self.warned: set[str] = set()  # activity warnings already printed (once each)
+        # net(x) scores as this trainer evaluates (weakly held: the network keeps no trainer)
+        self.net.evaluator = weakref.ref(self)
+
+    def _adopt(self, data: Dataset) -> Dataset:
+        """The data this run trains on, recorded in its config: ``train_subset``, float32
+        inputs and int64 labels, an absolute ``data_dir``, and for a dataset of your own
+        (``Dataset.from_tensors``) its name and fingerprint."""
+        cfg = self.cfg
+        if cfg.data_dir:
+            cfg.data_dir = os.path.abspath(os.path.expanduser(cfg.data_dir))
+        if not isinstance(data, Dataset):
+            raise TypeError(f"data must be a stochep Dataset, got {type(data).__name__}; build "
+                            "one with Dataset.from_tensors(x_train, y_train, x_test, y_test)")
+        data = dataclasses.replace(
+            data, x_train=_floats(data.x_train, "x_train"), x_test=_floats(data.x_test, "x_test"),
+            y_train=as_labels(data.y_train, "y_train"), y_test=as_labels(data.y_test, "y_test"))
+        if cfg.train_subset:
+            data.x_train = data.x_train[:cfg.train_subset]
+            data.y_train = data.y_train[:cfg.train_subset]
+        self.data_fingerprint = data.fingerprint
+        if data.fingerprint is not None:
+            cfg.dataset, cfg.data_options, cfg.data_dir = data.name, {}, None
+        return data
 
     @classmethod
-    def from_checkpoint(cls, path: str, *, data_dir: str | None = None, epochs: int | None = None,
+    def from_checkpoint(cls, path: str, *, data: Dataset | None = None,
+                        data_dir: str | None = None, epochs: int | None = None,
                         overrides=(), out_dir: str | None = None,
                         progress: bool = False) -> Trainer:
         """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
-        and ``--set`` style ``overrides``; it continues bit-exactly."""
+        and ``--set`` style ``overrides``; it continues bit-exactly. ``data``: the dataset to
+        use instead of the config's (required for a run on a dataset of your own, which must be
+        the same tensors). ``epochs`` below the epochs already trained is a ValueError."""
         ck = load_checkpoint(path)
         cfg = Config.from_dict(ck["config"])
+        if epochs is not None and epochs < ck["epoch"]:
+            raise ValueError(f"{path} has already trained {ck['epoch']} epochs; --epochs must be "
+                             f"at least {ck['epoch']} to continue it, got {epochs}")
         for key, val in (("epochs", epochs), ("data_dir", data_dir)):
             if val is not None:
                 cfg.set(key, val)
         cfg.apply_overrides(list(overrides)).validate()
         check_device(cfg.resolved().device)
-        tr = cls(cfg, cfg.load_data(), out_dir, progress, calibrate=False)
+        fingerprint = ck.get("data")
+        if data is None:
+            if fingerprint is not None:
+                raise ValueError(f"{path} was trained on your own dataset {fingerprint['name']!r} "
+                                 f"({fingerprint['n_train']} + {fingerprint['n_test']} samples); "
+                                 "pass data=Dataset.from_tensors(...) with the same tensors")
+            data = cfg.load_data()
+        tr = cls(cfg, data, out_dir, progress, calibrate=False)
         tr.load_state_dict(ck)
         return tr
 
     @classmethod
-    def from_run(cls, out_dir: str, **kw) -> Trainer:
-        """Resume the run in directory ``out_dir`` from its ``checkpoint_last.pt``."""
-        return cls.from_checkpoint(os.path.join(out_dir, "checkpoint_last.pt"), out_dir=out_dir,
-                                   **kw)
+    def from_run(cls, out_dir: str, which: str = "last", **kw) -> Trainer:
+        """The run in directory ``out_dir`` from its ``checkpoint_last.pt`` (to resume it) or
+        ``which="best"``: its ``checkpoint_best.pt`` (the epoch validation chose)."""
+        if which not in ("last", "best"):
+            raise ValueError(f"which must be 'last' or 'best', got {which!r}")
+        return cls.from_checkpoint(os.path.join(out_dir, f"checkpoint_{which}.pt"),
+                                   out_dir=out_dir, **kw)
 
     # ---- one epoch --------------------------------------------------------------------
     def train_epoch(self) -> EpochStats:
@@ -174,7 +226,7 @@ class Trainer:
         activity = LayerMeter(len(net.layer_shapes))
         seen = 0
         bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+                   disable=not self.bar, leave=False, dynamic_ncols=True)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = self.inputs(x_all[idx]), y_all[idx].to(self.device)
@@ -244,15 +296,44 @@ class Trainer:
                                        "lower lr or beta")
 
     @torch.no_grad()
+    def scores(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Class scores ``[N, n_classes]`` of inputs ``x`` as evaluation computes them (the
+        rule's free phase with the config's steps, readout average and weight average; spikes
+        from the evaluation stream, seeded afresh each call). ``net(x)`` calls this."""
+        x = self._check_inputs(x)
+        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
+        with self._eval_weights():
+            out = [self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
+                                    self.cfg.T_free, rng, average=self.cfg.readout_average)
+                   for i in range(0, len(x), batch_size)]
+        return torch.cat(out).cpu()
+
+    def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Predicted classes of inputs ``x``: the largest of :meth:`scores`."""
+        return self.scores(x, batch_size).argmax(1)
+
+    def _eval_weights(self):
+        """The weights evaluation uses: their moving average (``ema_decay``), or the raw ones."""
+        return self.ema.applied(self.net) if self.ema is not None else contextlib.nullcontext()
+
+    def _check_inputs(self, x) -> torch.Tensor:
+        x = _floats(x if isinstance(x, torch.Tensor) else torch.as_tensor(x), "x")
+        if tuple(x.shape[1:]) != tuple(self.data.input_shape):
+            raise ValueError(f"x must be [N, {', '.join(map(str, self.data.input_shape))}] like "
+                             f"the training data, got {tuple(x.shape)}")
+        return x
+
+    @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
         """Accuracy on ``(x, y)`` of the rule's prediction (the free phase with stochastic spikes,
         as in training, unless the rule says otherwise: ``LearningRule.infer``), read from the
         output state averaged over its last ``readout_average`` steps. With ``ema_decay`` the
         network's weights are their moving average for the evaluation."""
-        if self.ema is not None:
-            with self.ema.applied(self.net):
-                return self._evaluate(x, y, batch_size)
-        return self._evaluate(x, y, batch_size)
+        x, y = self._check_inputs(x), as_labels(y, "y")
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
+        with self._eval_weights():
+            return self._evaluate(x, y, batch_size)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
         rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
@@ -281,11 +362,17 @@ class Trainer:
                 "best_epoch": self.best_epoch, "best_val_acc": self.best_val_acc,
                 "test_acc_at_best_val": self.test_acc_at_best_val,
                 "train_time": self.train_time, "history": self.history,
-                "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes}
+                "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes,
+                "data": self.data_fingerprint}
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
         not fit this network raises :class:`CheckpointError` in one line."""
+        saved = (ck.get("data") or {}).get("sha256")
+        if saved != (self.data_fingerprint or {}).get("sha256"):
+            theirs = ck.get("data") or {"name": ck["config"].get("dataset")}
+            raise CheckpointError(f"checkpoint was trained on other data (dataset "
+                                  f"{theirs['name']!r}); pass the same tensors to resume it")
         try:
             self.net.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
@@ -309,6 +396,16 @@ class Trainer:
         self.best_val_acc, self.test_acc_at_best_val = ck["best_val_acc"], \
             ck["test_acc_at_best_val"]
         self.train_time, self.history = ck["train_time"], list(ck["history"])
+        sched = self.sched
+        if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) \
+                and sched.T_max != self.cfg.epochs:
+            # resumed with another epoch count: the schedule becomes the one a run planned for
+            # the new count from the start would be at this epoch (the epochs done stay done)
+            sched.T_max = self.cfg.epochs
+            for group, base in zip(self.opt.param_groups, sched.base_lrs):
+                group["lr"] = sched.eta_min + (base - sched.eta_min) * (
+                    1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+            sched._last_lr = [g["lr"] for g in self.opt.param_groups]
 
     def _path(self, name: str) -> str:
         return os.path.join(self.out_dir, name)
@@ -318,13 +415,21 @@ class Trainer:
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self, stop_after: int | None = None) -> dict:
-        """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary."""
+        """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary.
+        With a run directory, the run holds its lock while it trains (:mod:`.rundir`): a second
+        process that opens it stops with one line naming this one."""
+        if self.run_lock is not None:
+            with self.run_lock:
+                return self._fit(stop_after)
+        return self._fit(stop_after)
+
+    def _fit(self, stop_after: int | None) -> dict:
         cfg = self.cfg
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
         if self.out_dir and self.dp.main:
-            os.makedirs(self.out_dir, exist_ok=True)
             _write_atomic_text(self._path("config.yaml"),
                                yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        t_start = time.perf_counter()
         while self.epoch < last:
             t0 = time.perf_counter()
             stats = self.train_epoch()
@@ -344,14 +449,23 @@ class Trainer:
             if self.dp.main:
                 self._warn_activity(stats)
             if self.progress:
-                val = "" if val_acc is None else f"val_acc {val_acc:.4f}  "
-                test = "" if test_acc is None else f"test_acc {test_acc:.4f}  "
-                tqdm.write(f"epoch {self.epoch}/{cfg.epochs}  loss {stats.loss:.4f}  "
-                           f"train_acc {stats.acc:.4f}  {val}{test}"
-                           f"rate {sum(stats.rates) / len(stats.rates):.3f}  {dt:.1f}s")
+                self._log_epoch(row, time.perf_counter() - t_start)
             if self.out_dir:
                 self._save_epoch(row, improved)
         return self.summary()
+
+    def _log_epoch(self, row: dict, elapsed: float) -> None:
+        """One line per epoch on stderr: loss, accuracies, per-layer firing, times (in a
+        terminal above the progress bar; in a log file the only output, never bar redraws)."""
+        accs = "".join(f"  {k} {row[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
+                       if row[k] is not None)
+        rates = "/".join(f"{r:.2f}" for r in row["firing_rate"])
+        line = (f"epoch {row['epoch']}/{self.cfg.epochs}  loss {row['train_loss']:.4f}{accs}  "
+                f"rates {rates}  {row['time_s']:.1f}s  elapsed {elapsed:.0f}s")
+        if self.bar:
+            tqdm.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def _warn_activity(self, stats: EpochStats) -> None:
         """Print each silent/saturated-layer warning once per run, in one line (stderr)."""
@@ -419,3 +533,10 @@ def _write_atomic_text(path: str, text: str) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _floats(x: torch.Tensor, what: str) -> torch.Tensor:
+    """Inputs as float32 (any float or integer dtype is converted)."""
+    if not isinstance(x, torch.Tensor) or x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"{what} must be a real-valued tensor")
+    return x if x.dtype == torch.float32 else x.to(torch.float32)

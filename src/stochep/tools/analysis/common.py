@@ -17,6 +17,8 @@ from stochep.training.config import Config
 from stochep.training.presets import load_preset
 from stochep.training.trainer import Trainer
 
+from ..plot import pyplot, say_no_matplotlib
+
 
 @dataclass
 class Setup:
@@ -97,17 +99,6 @@ def trajectory(tr: Trainer, x: torch.Tensor, y: torch.Tensor, beta: float | None
             "T_free": cfg.T_free, "T_nudge": cfg.T_nudge}
 
 
-def plt_or_none():
-    """``matplotlib.pyplot`` (headless), or ``None`` when matplotlib is not installed."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def save(result: dict, out_dir: str, name: str, draw=None) -> list[str]:
     """Write ``NAME.json`` and, if ``draw(plt) -> figure`` is given and matplotlib is installed,
     ``NAME.png`` to ``out_dir``; returns the paths written."""
@@ -117,7 +108,9 @@ def save(result: dict, out_dir: str, name: str, draw=None) -> list[str]:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)
     written = [path]
-    plt = plt_or_none() if draw is not None else None
+    plt = pyplot() if draw is not None else None
+    if draw is not None and plt is None:
+        say_no_matplotlib(f"{name}.png (its numbers are in {path})")
     if plt is not None:
         fig = draw(plt)
         png = os.path.join(out_dir, f"{name}.png")
