@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_cli import assert_one_line_error
 
 import stochep
 from stochep import Config, Dataset, Trainer, load_preset
@@ -29,12 +30,7 @@ def run(*args, cwd=None, **kw):
                           text=True, env=env, cwd=cwd, check=False, **kw)
 
 
-def one_line(res, *needles):
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+one_line = assert_one_line_error
 
 
 # ---- Python API ---------------------------------------------------------------------------

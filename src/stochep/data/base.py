@@ -69,13 +69,18 @@ class Dataset:
         return ds
 
 
+def _tensor(v, what: str) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        return v
+    try:
+        return torch.as_tensor(v)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{what} must be a tensor or array, got {type(v).__name__}") from None
+
+
 def as_inputs(x, what: str = "x") -> torch.Tensor:
     """``x`` as a float32 tensor of values in [0, 1], or one ValueError line saying why not."""
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{what} must be a tensor or array, got {type(x).__name__}") from None
+    x = _tensor(x, what)
     if x.dtype == torch.bool or x.is_complex():
         raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
     if x.dim() < 2:
@@ -93,11 +98,7 @@ def as_inputs(x, what: str = "x") -> torch.Tensor:
 
 def as_labels(y, what: str = "y") -> torch.Tensor:
     """``y`` as int64 class indices, or one ValueError line saying why not."""
-    if not isinstance(y, torch.Tensor):
-        try:
-            y = torch.as_tensor(y)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{what} must be a tensor or array, got {type(y).__name__}") from None
+    y = _tensor(y, what)
     if y.dim() != 1:
         raise ValueError(f"{what} must be one class index per sample [N], got shape "
                          f"{tuple(y.shape)}")
