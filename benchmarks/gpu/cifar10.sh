@@ -5,7 +5,7 @@
 #   python ../shared/data/cifar10/build_batches.py DATA_DIR).
 # Writes benchmarks/results/gpu_cifar10_{epoch,train}/ run directories and prints the summaries.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 DATA=${1:-/tmp/cifar10}
 EPOCHS=${2:-10}
 python - <<'PY'

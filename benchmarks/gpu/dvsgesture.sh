@@ -5,7 +5,7 @@
 # Frames are cached under $STOCHEP_CACHE (default ~/.cache/stochep) on first use.
 # Resumes the run in benchmarks/results/runs/gpu_dvsgesture-3c if it exists; prints its summary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 DATA=${1:?usage: bash benchmarks/gpu/dvsgesture.sh DATA_DIR [EPOCHS]}
 EPOCHS=${2:-100}
 python - <<'PY'

@@ -8,7 +8,7 @@
 # GLOVE_FILE (e.g. glove.6B.300d.txt), which sets STOCHEP_GLOVE.
 # Writes benchmarks/results/gpu_imdb_train/ and prints its summary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 DATA=${1:-../shared/data/imdb}
 EPOCHS=${2:-200}
 GLOVE=${3:-}

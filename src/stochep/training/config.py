@@ -95,6 +95,9 @@ class Config:
     pool_every: int = 1  # refresh max-pooling indices every k steps (1 = exact)
     dynamics_dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine
+    # bit-identical reruns on a GPU: torch.use_deterministic_algorithms + cuDNN/cuBLAS settings
+    # (process-wide, set when a Trainer is built; slower; docs/gpu.md). The CPU is always exact
+    deterministic: bool = False
     # optimisation (appendix E)
     optimizer: str = "adamw"
     lr: float = 0.001
@@ -130,6 +133,8 @@ class Config:
             raise ValueError(f"augment and augment_flip must be true or false, "
                              f"got {self.augment!r}, {self.augment_flip!r}")
         check_int_at_least("calibrate_iters", self.calibrate_iters, 1)
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"deterministic must be true or false, got {self.deterministic!r}")
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_gamma(self.gamma)
         check_int_at_least("T_free_warm", self.T_free_warm, 0)

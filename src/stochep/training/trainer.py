@@ -103,6 +103,8 @@ class Trainer:
         # absolute data_dir) without changing the caller's config
         self.cfg = cfg = Config.from_dict(cfg.validate().resolved().to_dict())
         check_device(cfg.device)
+        if cfg.deterministic:
+            use_deterministic()
         data = self._adopt(data)
         # self.data holds only the training part; the held-out part is self.val (None if none)
         self.data, self.val = split_validation(data, cfg.val_fraction,
@@ -522,6 +524,18 @@ class Trainer:
                 "epochs": self.epoch, "train_time_s": self.train_time,
                 "world_size": self.dp.world_size,
                 "preset": self.cfg.preset, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
+
+
+def use_deterministic() -> None:
+    """``deterministic=true``: the same seed gives the same run on a GPU (docs/gpu.md). Sets, for
+    the whole process, ``torch.use_deterministic_algorithms`` (an op with no deterministic CUDA
+    kernel warns), cuDNN's deterministic algorithms without autotuning, and the cuBLAS workspace
+    that makes its matrix products reproducible (``CUBLAS_WORKSPACE_CONFIG``, before its first
+    use). On the CPU, where every run is already exact, it changes no result."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def _write_atomic_text(path: str, text: str) -> None:
