@@ -200,9 +200,7 @@ def _setup(preset: str, device: str, batch: int, quick: bool, overrides=()):
     import torch
 
     from stochep.data import dataset_shape
-    from stochep.engine.rng import Streams
-    from stochep.training.models import build_network
-    from stochep.training.optim import make_optimizer
+    from stochep.tools.memory import synthetic_step
     from stochep.training.presets import load_preset
 
     cfg = load_preset(preset)
@@ -210,20 +208,8 @@ def _setup(preset: str, device: str, batch: int, quick: bool, overrides=()):
     cfg.set("device", device)
     _overrides(cfg, overrides)
     cfg = cfg.validate().resolved()
-    input_shape, n_classes = dataset_shape(cfg.dataset)
-    dev = torch.device(device)
-    net = build_network(cfg, input_shape, n_classes).to(dev)
-    gen = torch.Generator().manual_seed(0)
-    x = net.interactions[0].example_input(batch, gen).to(dev)
-    y = torch.randint(0, n_classes, (batch,), generator=gen).to(dev)
-    opt = make_optimizer(cfg, net)
-    rule = cfg.rule(Streams(cfg.seed, dev))
-
-    def real_step():
-        rule.gradients(net, x, y)
-        opt.step()
-
-    return cfg, net, x, y, real_step, len(input_shape) == 4
+    net, x, y, real_step = synthetic_step(cfg, batch, torch.device(device), 0)
+    return cfg, net, x, y, real_step, len(dataset_shape(cfg.dataset)[0]) == 4
 
 
 def _best(fn, device, clock: Clock, share: float, max_repeats: int = 3) -> tuple[float, int]:

@@ -101,6 +101,30 @@ def _nbytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def synthetic_step(cfg, batch_size: int, device, seed: int):
+    """``(net, x, y, step)``: the network ``cfg`` builds on ``device``, a batch of synthetic
+    inputs of its dataset's shape (no data read) and one real training step (the rule's
+    gradients, then the optimizer's step) on them."""
+    from stochep.data import dataset_shape
+    from stochep.engine.rng import Streams
+    from stochep.training.models import build_network
+    from stochep.training.optim import make_optimizer
+
+    input_shape, n_classes = dataset_shape(cfg.dataset)
+    net = build_network(cfg, input_shape, n_classes).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    x = net.interactions[0].example_input(batch_size, gen).to(device)
+    y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(device)
+    opt = make_optimizer(cfg, net)
+    rule = cfg.rule(Streams(cfg.seed, device))
+
+    def step():
+        rule.gradients(net, x, y)
+        opt.step()
+
+    return net, x, y, step
+
+
 def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "cpu") -> dict:
     """Peak MB above params + inputs of one training step of ``cfg``'s network (see module doc).
 
@@ -108,11 +132,7 @@ def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "
     gradients, then the run's optimizer steps. Runs in this process; use
     :func:`measure_in_subprocess` for isolated measurements.
     """
-    from stochep.data import dataset_shape
-    from stochep.engine.rng import Streams
     from stochep.rules import RULES
-    from stochep.training.models import build_network
-    from stochep.training.optim import make_optimizer
 
     if algo not in RULES:
         raise ConfigError(f"algo must be one of {', '.join(RULES.names())}, got {algo!r}")
@@ -124,17 +144,7 @@ def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: CUDA is not available")
-    input_shape, n_classes = dataset_shape(cfg.dataset)
-    net = build_network(cfg, input_shape, n_classes).to(dev)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    x = net.interactions[0].example_input(batch_size, gen).to(dev)
-    y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(dev)
-    opt = make_optimizer(cfg, net)
-    rule = cfg.rule(Streams(cfg.seed, dev))
-
-    def train_step():
-        rule.gradients(net, x, y)
-        opt.step()
+    net, x, y, train_step = synthetic_step(cfg, batch_size, dev, cfg.seed)
 
     params = _nbytes(net.parameters())
     train_step()  # warm-up: the optimizer allocates its state (AdamW moments) on its first step
