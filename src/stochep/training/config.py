@@ -84,6 +84,10 @@ class Config:
     gamma: float = 0.3
     frame_update: str = "sample"
     T_free_warm: int = 0  # free-phase steps of the frames after the first (0: T_free)
+    # persistent free phases (persistent.py): each training sample's free phase starts from its
+    # free equilibrium of the previous epoch, with T_free_persist steps (0: T_free)
+    persist_free: bool = False
+    T_free_persist: int = 0
     cost: str = "state"  # output cost (costs.py): "state" (paper, eq. 8) or "rate"
     calibrate_rate: float = 0.15  # >0: shift biases so free-phase rates start here (calibrate.py)
     calibrate_batch: int = 256  # training images used by that calibration
@@ -138,6 +142,9 @@ class Config:
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         check_gamma(self.gamma)
         check_int_at_least("T_free_warm", self.T_free_warm, 0)
+        check_int_at_least("T_free_persist", self.T_free_persist, 0)
+        if not isinstance(self.persist_free, bool):
+            raise ValueError(f"persist_free must be true or false, got {self.persist_free!r}")
         check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         check_choice("eval_test", self.eval_test, ("every", "best"))

@@ -39,6 +39,7 @@ from .config import Config, check_device
 from .distributed import DataParallel
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
+from .persistent import FreeStateStore
 from .rundir import RunLock
 from .weight_average import WeightAverage
 
@@ -144,6 +145,15 @@ class Trainer:
                 warm = Config.from_dict({**cfg.to_dict(), "T_free": cfg.T_free_warm})
             self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update,
                                       warm and warm.rule(self.streams), cfg.T_free_warm or None)
+        self.store = self.persist_rule = None
+        if cfg.persist_free:  # persistent free phases (persistent.py)
+            if self.frames or self.dp.world_size > 1:
+                raise ValueError("persist_free works on static data in one process (not on "
+                                 "frame sequences, not data-parallel)")
+            self.store = FreeStateStore(len(self.data.y_train), self.net.layer_shapes,
+                                        self.device)
+            self.persist_rule = Config.from_dict(
+                {**cfg.to_dict(), "T_free": cfg.T_free_persist or cfg.T_free}).rule(self.streams)
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or cfg.dynamics()
         self.opt = make_optimizer(cfg, self.net)
@@ -244,8 +254,15 @@ class Trainer:
                 self.dp.average_grads(net.parameters(), 0)
                 self._step()
                 continue
-            res = (self.rule.gradients(net, x, y, optimizer=self.opt) if self.frames
-                   else self.rule.gradients(net, x, y))
+            if self.frames:
+                res = self.rule.gradients(net, x, y, optimizer=self.opt)
+            elif self.store is not None:
+                init = self.store.get(idx)
+                rule = self.rule if init is None else self.persist_rule
+                res = rule.gradients(net, x, y, init=init)
+                self.store.put(idx, res.free)
+            else:
+                res = self.rule.gradients(net, x, y)
             free, loss, nudged = res.free, res.loss, res.nudged
             self.dp.average_grads(net.parameters(), n)
             self._check_finite(free, b)
@@ -365,7 +382,8 @@ class Trainer:
                 "test_acc_at_best_val": self.test_acc_at_best_val,
                 "train_time": self.train_time, "history": self.history,
                 "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes,
-                "data": self.data_fingerprint}
+                "data": self.data_fingerprint,
+                "free_states": None if self.store is None else self.store.state_dict()}
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
@@ -380,6 +398,8 @@ class Trainer:
             self.opt.load_state_dict(ck["optimizer"])
             self.sched.load_state_dict(ck["scheduler"])
             self.streams.load_state_dict(ck)
+            if self.store is not None and ck.get("free_states"):
+                self.store.load_state_dict(ck["free_states"])
             if self.ema is not None:  # no average saved (ema_decay set at resume): start one
                 self.ema = WeightAverage(self.net, self.cfg.ema_decay)
                 if ck.get("ema"):
