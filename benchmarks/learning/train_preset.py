@@ -9,10 +9,10 @@ from ../shared/data/<dataset> or $STOCHEP_<DATASET>_DIR.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
+from stochep.data import DATASETS
 from stochep.tools.results import data_dir, results_dir, write_json
 from stochep.training.presets import load_preset
 from stochep.training.trainer import Trainer
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = load_preset(args.model)
     paper = cfg.paper
-    cfg.data_dir = data_dir(cfg.dataset)
+    cfg.data_dir = data_dir(DATASETS[cfg.dataset].data_folder())
     cfg.apply_overrides(args.set).validate()
     name = args.model + args.tag
     out = args.out or str(results_dir() / "runs" / name)

@@ -132,6 +132,12 @@ class DatasetSource:
     name = "dataset"
     input_shape: tuple[int, ...] = ()  # at the loader's defaults
     n_classes: int = 0
+    # the folder of ``../shared/data`` (the data root) its files are in; None: its own name
+    folder: str | None = None
+
+    @classmethod
+    def data_folder(cls) -> str:
+        return cls.folder or cls.name
 
     @classmethod
     def load(cls, data_dir=None, **options) -> Dataset:

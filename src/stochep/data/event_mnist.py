@@ -197,6 +197,7 @@ class EventMNIST(DatasetSource):
     sums each sequence's frames into one (the static baseline)."""
 
     input_shape, n_classes = (10, 2, 32, 32), 10
+    folder = "mnist"  # generated from the MNIST digits
 
     @classmethod
     def load(cls, data_dir=None, n_frames: int = 10, size: int = 32,

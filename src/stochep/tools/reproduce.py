@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from stochep.data import DATASETS
 from stochep.rules import BPTT, FA, ID
 from stochep.training.presets import load_preset, preset_names
 
@@ -45,7 +46,8 @@ class Row:
 CPU_SMALL_DATASETS = ("digits", "mnist", "fashion-mnist")  # what 2 cores finish in an hour
 CPU_SMALL_EPOCHS = {"mnist-1fc": 3}  # epochs under cpu-small (default 2)
 # Table 1 rows that are another rule on a preset's network (paper numbers from Table 1b)
-RULE_ROWS = [("mnist-1fc", BPTT.name, None), ("cifar10-5c", FA.name, 71.48), ("cifar10-5c", ID.name, 76.25)]
+RULE_ROWS = [("mnist-1fc", BPTT.name, None), ("cifar10-5c", FA.name, 71.48),
+             ("cifar10-5c", ID.name, 76.25)]
 
 
 def _small(name: str, dataset: str, names: list[str]) -> list[str] | str:
@@ -114,11 +116,13 @@ TABLES = {"table1": table1, "table2": table2, "energy": lambda: ENERGY,
 
 
 def _data_args(row: Row, data_root: str | None) -> list[str]:
-    """``--data-dir ROOT/<dataset>`` (the dataset is the preset name's first part)."""
+    """``--data-dir ROOT/<folder>``, the folder the preset's dataset reads
+    (``DatasetSource.data_folder``)."""
     if not data_root or row.kind in ("memory", "energy"):
         return []
     preset = row.runs["full"][row.runs["full"].index("--preset") + 1]
-    return ["--data-dir", os.path.join(data_root, preset.split("-")[0])]
+    folder = DATASETS[load_preset(preset).dataset].data_folder()
+    return ["--data-dir", os.path.join(data_root, folder)]
 
 
 def command(row: Row, budget: str, row_dir: str, data_root: str | None) -> list[str] | None:
