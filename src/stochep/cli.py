@@ -50,7 +50,7 @@ def _add_train(sub):
                    help="override any config key (repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from checkpoint_last.pt; with --epochs N "
-                   "beyond its end it trains on to N (a cosine schedule stretches to the new end)")
+                   "beyond its end it trains on to N (a cosine schedule becomes the N-epoch one)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun underneath; "

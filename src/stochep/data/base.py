@@ -78,14 +78,19 @@ def _tensor(v, what: str) -> torch.Tensor:
         raise ValueError(f"{what} must be a tensor or array, got {type(v).__name__}") from None
 
 
-def as_inputs(x, what: str = "x") -> torch.Tensor:
-    """``x`` as a float32 tensor of values in [0, 1], or one ValueError line saying why not."""
+def as_floats(x, what: str = "x") -> torch.Tensor:
+    """``x`` as a float32 tensor (any float or integer dtype is converted), or one ValueError."""
     x = _tensor(x, what)
     if x.dtype == torch.bool or x.is_complex():
         raise ValueError(f"{what} must be real numbers, got dtype {x.dtype}")
+    return x if x.dtype == torch.float32 else x.to(torch.float32)
+
+
+def as_inputs(x, what: str = "x") -> torch.Tensor:
+    """``x`` as a float32 tensor of values in [0, 1], or one ValueError line saying why not."""
+    x = as_floats(x, what)
     if x.dim() < 2:
         raise ValueError(f"{what} must be [N, *sample_shape], got shape {tuple(x.shape)}")
-    x = x.to(torch.float32)
     if not torch.isfinite(x).all():
         raise ValueError(f"{what} holds NaN or inf")
     lo, hi = x.min().item(), x.max().item()

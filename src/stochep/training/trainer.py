@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from stochep.data import Dataset
 from stochep.data.augment import augment_batch
-from stochep.data.base import as_labels
+from stochep.data.base import as_floats, as_labels
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
@@ -179,7 +179,8 @@ class Trainer:
             raise TypeError(f"data must be a stochep Dataset, got {type(data).__name__}; build "
                             "one with Dataset.from_tensors(x_train, y_train, x_test, y_test)")
         data = dataclasses.replace(
-            data, x_train=_floats(data.x_train, "x_train"), x_test=_floats(data.x_test, "x_test"),
+            data, x_train=as_floats(data.x_train, "x_train"),
+            x_test=as_floats(data.x_test, "x_test"),
             y_train=as_labels(data.y_train, "y_train"), y_test=as_labels(data.y_test, "y_test"))
         if cfg.train_subset:
             data.x_train = data.x_train[:cfg.train_subset]
@@ -319,13 +320,17 @@ class Trainer:
         """Class scores ``[N, n_classes]`` of inputs ``x`` as evaluation computes them (the
         rule's free phase with the config's steps, readout average and weight average; spikes
         from the evaluation stream, seeded afresh each call). ``net(x)`` calls this."""
-        x = self._check_inputs(x)
-        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET, self.device)
         with self._eval_weights():
-            out = [self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
-                                    self.cfg.T_free, rng, average=self.cfg.readout_average)
-                   for i in range(0, len(x), batch_size)]
-        return torch.cat(out).cpu()
+            return torch.cat(list(self._scores(self._check_inputs(x), batch_size)))
+
+    def _scores(self, x: torch.Tensor, batch_size: int):
+        """The rule's class scores of ``x``, batch by batch (on the CPU), with spikes from this
+        rank's evaluation stream, seeded afresh."""
+        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
+                       self.device)
+        for i in range(0, len(x), batch_size):
+            yield self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
+                                   self.cfg.T_free, rng, average=self.cfg.readout_average).cpu()
 
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Predicted classes of inputs ``x``: the largest of :meth:`scores`."""
@@ -336,7 +341,7 @@ class Trainer:
         return self.ema.applied(self.net) if self.ema is not None else contextlib.nullcontext()
 
     def _check_inputs(self, x) -> torch.Tensor:
-        x = _floats(x if isinstance(x, torch.Tensor) else torch.as_tensor(x), "x")
+        x = as_floats(x, "x")
         if tuple(x.shape[1:]) != tuple(self.data.input_shape):
             raise ValueError(f"x must be [N, {', '.join(map(str, self.data.input_shape))}] like "
                              f"the training data, got {tuple(x.shape)}")
@@ -355,16 +360,10 @@ class Trainer:
             return self._evaluate(x, y, batch_size)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
-        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
-                       self.device)
         total = len(y)
         x, y = self.dp.shard(x), self.dp.shard(y)  # data-parallel: each rank its share
-        correct = 0
-        for i in range(0, len(y), batch_size):
-            xb = self.inputs(x[i:i + batch_size])
-            pred = self.rule.predict(self.net, xb, self.dynamics, self.cfg.T_free, rng,
-                                     average=self.cfg.readout_average)
-            correct += (pred.cpu() == y[i:i + batch_size]).sum().item()
+        correct = sum((s.argmax(1) == y[i * batch_size:(i + 1) * batch_size]).sum().item()
+                      for i, s in enumerate(self._scores(x, batch_size)))
         return self.dp.sum(correct)[0] / total
 
     # ---- checkpoints --------------------------------------------------------------------
@@ -568,9 +567,3 @@ def _write_atomic_text(path: str, text: str) -> None:
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
 
-
-def _floats(x: torch.Tensor, what: str) -> torch.Tensor:
-    """Inputs as float32 (any float or integer dtype is converted)."""
-    if not isinstance(x, torch.Tensor) or x.dtype == torch.bool or x.is_complex():
-        raise ValueError(f"{what} must be a real-valued tensor")
-    return x if x.dtype == torch.float32 else x.to(torch.float32)
