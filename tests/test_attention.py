@@ -23,23 +23,28 @@ def _ids(batch=5, length=4, vocab=30, seed=1):
     return x
 
 
-def _net(spikes="rate", n=6, **kw):
+def _net(spikes="rate", n=6, spec=None, **kw):
     torch.manual_seed(0)
-    cfg = Config(layers=[{"attention": n}], n_perclass=3, kappa=1.0, spikes=spikes,
+    cfg = Config(layers=[{"attention": n, **(spec or {})}], n_perclass=3, kappa=1.0, spikes=spikes,
                  init_scale=1.0, **kw)
     return build_network(cfg, (4,), 2, _emb()).double()
 
 
-def test_drive_is_minus_the_gradient_of_the_energy():
-    inter = HopfieldAttention(4, 6, _emb()).double()
+HEADS = [dict(), dict(heads=3, sharpness=2.5)]  # the paper's single module, and the options
+
+
+@pytest.mark.parametrize("opts", HEADS)
+def test_drive_is_minus_the_gradient_of_the_energy(opts):
+    inter = HopfieldAttention(4, 6, _emb(), **opts).double()
     x, r = _ids(), torch.rand(5, 6, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(inter.energy(x, r).sum(), r)
     drive = inter.bind(x).add_(torch.zeros(5, 6, dtype=torch.float64), r.detach(), 1.0)
     assert torch.allclose(drive, -g, atol=1e-10)
 
 
-def test_contrast_is_the_energy_gradient_in_the_weights():
-    inter = HopfieldAttention(4, 6, _emb()).double()
+@pytest.mark.parametrize("opts", HEADS)
+def test_contrast_is_the_energy_gradient_in_the_weights(opts):
+    inter = HopfieldAttention(4, 6, _emb(), **opts).double()
     x, r = _ids(), torch.rand(5, 6, dtype=torch.float64)
     grads = torch.autograd.grad(inter.energy(x, r).mean(), [inter.weight, inter.bias])
     for got, want in zip(inter.contrast(x, r), grads):
@@ -96,9 +101,10 @@ def test_mean_field_energy_never_increases():
         e_prev = e
 
 
-@pytest.mark.parametrize("estimator", ["two-phase", "three-phase"])
-def test_ep_matches_bptt_on_a_tiny_1ha1fc(estimator):
-    rows = compare_ep_bptt(_net(), _ids(), torch.tensor([0, 1, 1, 0, 1]), 1e-4, 400, 400,
+@pytest.mark.parametrize("estimator,spec", [("two-phase", None), ("three-phase", None),
+                                            ("three-phase", {"heads": 2, "sharpness": 2.0})])
+def test_ep_matches_bptt_on_a_tiny_1ha1fc(estimator, spec):
+    rows = compare_ep_bptt(_net(spec=spec), _ids(), torch.tensor([0, 1, 1, 0, 1]), 1e-4, 400, 400,
                            estimator)
     assert min(r["cosine"] for r in rows) > 0.999
     assert all(abs(r["norm_ratio"] - 1) < 0.01 for r in rows)
@@ -116,3 +122,33 @@ def test_stochastic_net_trains_a_step_and_attention_spec_errors():
         build_network(Config(layers=[8, {"attention": 4}]), (4,), 2, _emb())
     with pytest.raises(ValueError, match="token ids"):
         net.interactions[0].keys(torch.full((1, 4), 99.0))
+
+
+def test_heads_are_independent_single_head_modules():
+    """With H heads the drive is the sum of H one-head modules' drives (their W_Q the row blocks
+    of W_Q, the bias counted once), and the retrieval of each head is a convex combination of
+    the review's tokens."""
+    multi = HopfieldAttention(4, 6, _emb(), heads=3, sharpness=2.0).double()
+    x, r = _ids(), torch.rand(5, 6, dtype=torch.float64)
+    want = multi.bias.detach().expand(5, 6).clone()
+    for h, w in enumerate(multi.weight.detach().chunk(3)):
+        one = HopfieldAttention(4, 6, _emb(), sharpness=2.0).double()
+        with torch.no_grad():
+            one.weight.copy_(w)
+            one.bias.zero_()
+        want += one.bind(x).add_(torch.zeros(5, 6, dtype=torch.float64), r, 1.0)
+    got = multi.bind(x).add_(torch.zeros(5, 6, dtype=torch.float64), r, 1.0)
+    assert torch.allclose(got, want, atol=1e-12)
+    keys, mask = multi.keys(x)
+    a = retrieve(multi.queries(r, multi.weight.detach()), keys, mask, multi.scale)
+    assert a.shape == (5, 3, 8)
+    assert multi.weight.shape == (24, 6) and multi.scale == pytest.approx(2.0 / 8 ** 0.5)
+
+
+def test_attention_options_are_checked():
+    with pytest.raises(ValueError, match="takes 'attention'.*got keys"):
+        build_network(Config(layers=[{"attention": 4, "keys": 2}]), (4,), 2, _emb())
+    with pytest.raises(ValueError, match="sharpness must be a positive number"):
+        build_network(Config(layers=[{"attention": 4, "sharpness": 0}]), (4,), 2, _emb())
+    net = build_network(Config(layers=[{"attention": 4, "heads": 2}]), (4,), 2, _emb())
+    assert net.interactions[0].weight.shape == (16, 4)

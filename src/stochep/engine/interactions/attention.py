@@ -28,6 +28,14 @@ constant within a phase: :meth:`bind` gives the dynamics a per-phase :class:`Bou
 
 Decision on spikes (the paper marks the net binary): the state passed upward is sampled into
 spikes like every layer's; the embeddings stay real-valued.
+
+Two options beyond the paper (``{attention: N, heads: H, sharpness: c}``; defaults 1 and 1 are
+the paper's single module):
+
+- ``heads``: ``W_Q`` is ``[H d, N]``, giving H queries ``Q_h = W_Q^h r``; the energy is the sum of
+  the H log-sum-exp terms, so the drive is ``sum_h (W_Q^h)^T HopAttn(Q_h, K)``. One query pools
+  the review into one d-vector; H queries pool it H ways (docs/text.md has the measurement).
+- ``sharpness``: the inverse temperature is ``b = c / sqrt(d)`` instead of ``1 / sqrt(d)``.
 """
 from __future__ import annotations
 
@@ -43,10 +51,13 @@ MASKED = -1e9  # score of padding positions (finite, so an all-padding review gi
 
 def retrieve(q: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor, scale: float
              ) -> torch.Tensor:
-    """``HopAttn(q, K)`` per sample (eq. 20): ``softmax(scale K q) K`` over unmasked rows (an
-    all-padding review retrieves zero)."""
-    scores = (keys @ q.unsqueeze(-1)).squeeze(-1).mul(scale).masked_fill(~mask, MASKED)
-    return ((scores.softmax(-1) * mask).unsqueeze(-1) * keys).sum(1)
+    """``HopAttn(q, K)`` per sample and head (eq. 20): ``softmax(scale K q) K`` over unmasked
+    rows (an all-padding review retrieves zero). ``q`` is ``[B, d]`` or ``[B, H, d]``; the result
+    has its shape."""
+    heads = q if q.dim() == 3 else q.unsqueeze(1)
+    scores = (keys @ heads.transpose(1, 2)).mul(scale).masked_fill(~mask.unsqueeze(-1), MASKED)
+    out = (scores.softmax(1) * mask.unsqueeze(-1)).transpose(1, 2) @ keys      # [B, H, d]
+    return out if q.dim() == 3 else out.squeeze(1)
 
 
 class BoundAttention:
@@ -57,8 +68,8 @@ class BoundAttention:
 
     def add_(self, v: torch.Tensor, s: torch.Tensor, alpha: float) -> torch.Tensor:
         w = self.inter.weight
-        a = retrieve(s @ w.t(), self.keys, self.mask, self.inter.scale)
-        v.addmm_(a, w, alpha=alpha)
+        a = retrieve(self.inter.queries(s, w), self.keys, self.mask, self.inter.scale)
+        v.addmm_(a.flatten(1), w, alpha=alpha)
         return v.add_(self.inter.bias, alpha=alpha)
 
 
@@ -67,7 +78,7 @@ class HopfieldAttention(Interaction):
     """Token ids ``[B, L]`` -> first layer of ``n_out`` neurons, through Hopfield attention.
 
     ``embedding``: ``[vocab + 1, d]`` word vectors (row 0 padding), a fixed buffer saved with
-    the model. ``W_Q`` (``weight``) has shape ``[d, n_out]``.
+    the model. ``W_Q`` (``weight``) has shape ``[heads * d, n_out]``.
     """
 
     binds_input = True
@@ -80,29 +91,38 @@ class HopfieldAttention(Interaction):
         that measure without data)."""
         if index != 0:
             raise ValueError(f"layers[{index}]: an attention layer must be the first layer")
-        if set(map(str, spec)) != {"attention"}:
-            raise ValueError(f"layers[{index}]: an attention layer takes only 'attention' (its "
-                             f"width), got keys {', '.join(map(str, spec))}")
+        unknown = set(map(str, spec)) - {"attention", "heads", "sharpness"}
+        if unknown:
+            raise ValueError(f"layers[{index}]: an attention layer takes 'attention' (its width), "
+                             f"'heads' and 'sharpness', got keys {', '.join(sorted(unknown))}")
         n = spec_int(f"layers[{index}].attention", spec["attention"])
+        heads = spec_int(f"layers[{index}].heads", spec.get("heads", 1))
+        sharpness = spec.get("sharpness", 1.0)
+        if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) \
+                or not sharpness > 0:
+            raise ValueError(f"layers[{index}].sharpness must be a positive number, got "
+                             f"{sharpness!r}")
         if len(in_shape) != 1:
             raise ValueError(f"layers[{index}]: attention needs a token sequence [L], got shape "
                              f"{in_shape}")
         if embedding is None:
             embedding = torch.randn(1001, 50)
             embedding[0] = 0
-        return cls(in_shape[0], n, embedding, init_scale=init_scale)
+        return cls(in_shape[0], n, embedding, init_scale=init_scale, heads=heads,
+                   sharpness=float(sharpness))
 
     def __init__(self, seq_len: int, n_out: int, embedding: torch.Tensor,
-                 init_scale: float = 1.0):
+                 init_scale: float = 1.0, heads: int = 1, sharpness: float = 1.0):
         super().__init__()
         if embedding.dim() != 2 or embedding.shape[0] < 2:
             raise ValueError(f"embedding must be [vocab + 1, d], got {list(embedding.shape)}")
         self.in_shape, self.out_shape = (int(seq_len),), (int(n_out),)
         d = embedding.shape[1]
         self.register_buffer("embedding", embedding.detach().clone().float())
-        self.scale = 1.0 / math.sqrt(d)
+        self.heads = int(heads)
+        self.scale = float(sharpness) / math.sqrt(d)
         bound = init_scale / math.sqrt(d)
-        self.weight = nn.Parameter(torch.empty(d, n_out).uniform_(-bound, bound))
+        self.weight = nn.Parameter(torch.empty(self.heads * d, n_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n_out).uniform_(-bound, bound))
 
     def keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,6 +131,10 @@ class HopfieldAttention(Interaction):
         if ids.min() < 0 or ids.max() >= self.embedding.shape[0]:
             raise ValueError(f"token ids must be in [0, {self.embedding.shape[0] - 1}]")
         return self.embedding[ids].to(self.weight.dtype), ids > 0
+
+    def queries(self, r: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The H queries ``Q_h = W_Q^h r``, ``[B, H, d]``."""
+        return (r @ w.t()).view(r.shape[0], self.heads, -1)
 
     def bind(self, x: torch.Tensor) -> BoundAttention:
         return BoundAttention(self, *self.keys(x))
@@ -123,15 +147,16 @@ class HopfieldAttention(Interaction):
 
     def energy(self, x: torch.Tensor, r_hi: torch.Tensor) -> torch.Tensor:
         keys, mask = self.keys(x)
-        scores = (keys @ (r_hi @ self.weight.t()).unsqueeze(-1)).squeeze(-1) * self.scale
-        lse = scores.masked_fill(~mask, MASKED).logsumexp(-1)
+        q = self.queries(r_hi, self.weight)
+        scores = (keys @ q.transpose(1, 2)) * self.scale                          # [B, L, H]
+        lse = scores.masked_fill(~mask.unsqueeze(-1), MASKED).logsumexp(1).sum(-1)
         lse = torch.where(mask.any(-1), lse, torch.zeros_like(lse))  # no tokens: no term
         return -lse / self.scale - r_hi @ self.bias
 
     def contrast(self, x: torch.Tensor, r_hi: torch.Tensor) -> list[torch.Tensor]:
         keys, mask = self.keys(x)
         w = self.weight.to(r_hi.dtype)
-        a = retrieve(r_hi @ w.t(), keys.to(r_hi.dtype), mask, self.scale)
+        a = retrieve(self.queries(r_hi, w), keys.to(r_hi.dtype), mask, self.scale).flatten(1)
         b = r_hi.shape[0]
         return [-(a.t() @ r_hi) / b, -r_hi.mean(0)]
 
@@ -141,5 +166,5 @@ class HopfieldAttention(Interaction):
 
     def macs(self) -> int:
         """Query projection, scores, retrieval and projection back, per step and sample."""
-        d, n = self.weight.shape
-        return 2 * d * n + 2 * self.in_shape[0] * d
+        hd, n = self.weight.shape
+        return 2 * hd * n + 2 * self.in_shape[0] * hd
