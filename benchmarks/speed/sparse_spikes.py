@@ -9,22 +9,11 @@ recipes train at. This measures whether storing ``s`` as CSR (``torch.sparse``) 
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import torch
 
-from stochep.tools.results import print_table, write_json
-
-
-def best_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * min(times)
+from stochep.tools.results import best_time, print_table, write_json
 
 
 def main(argv=None) -> int:
@@ -42,8 +31,8 @@ def main(argv=None) -> int:
     rows = []
     for rate in args.rates:
         s = (torch.rand(args.batch, args.n, generator=g) < rate).float()
-        dense = best_ms(lambda: out.zero_().addmm_(s, w), args.repeats)
-        csr = best_ms(lambda: s.to_sparse_csr() @ w, args.repeats)
+        dense = 1e3 * best_time(lambda s=s: out.zero_().addmm_(s, w), args.repeats)
+        csr = 1e3 * best_time(lambda s=s: s.to_sparse_csr() @ w, args.repeats)
         rows.append({"rate": rate, "dense_ms": dense, "csr_ms": csr, "csr_speedup": dense / csr})
     print(f"batch {args.batch}, {args.n} x {args.m}, {torch.get_num_threads()} thread(s), best of "
           f"{args.repeats}")

@@ -87,8 +87,7 @@ def main(argv=None) -> int:
     write_json("imdb_pooling_ceiling.json", {
         "rows": rows, "best": {"val_acc": val, "heads": heads, "sharpness": sharp,
                                "epoch": epoch, "test_acc": test},
-        "n_test": len(data.y_test), "dim": emb.shape[1], "epochs": args.epochs,
-        "command": "python benchmarks/text/pooling_ceiling.py " + " ".join(argv or [])})
+        "n_test": len(data.y_test), "dim": emb.shape[1], "epochs": args.epochs})
     return 0
 
 
