@@ -148,7 +148,7 @@ def test_heads_are_independent_single_head_modules():
 def test_attention_options_are_checked():
     with pytest.raises(ValueError, match="takes 'attention'.*got keys"):
         build_network(Config(layers=[{"attention": 4, "keys": 2}]), (4,), 2, _emb())
-    with pytest.raises(ValueError, match="sharpness must be a positive number"):
+    with pytest.raises(ValueError, match="sharpness must be a finite number > 0"):
         build_network(Config(layers=[{"attention": 4, "sharpness": 0}]), (4,), 2, _emb())
     net = build_network(Config(layers=[{"attention": 4, "heads": 2}]), (4,), 2, _emb())
     assert net.interactions[0].weight.shape == (16, 4)

@@ -44,6 +44,8 @@ import math
 import torch
 from torch import nn
 
+from stochep.validation import check_positive
+
 from .base import INTERACTIONS, Interaction, spec_int
 
 MASKED = -1e9  # score of padding positions (finite, so an all-padding review gives no NaN)
@@ -98,10 +100,7 @@ class HopfieldAttention(Interaction):
         n = spec_int(f"layers[{index}].attention", spec["attention"])
         heads = spec_int(f"layers[{index}].heads", spec.get("heads", 1))
         sharpness = spec.get("sharpness", 1.0)
-        if isinstance(sharpness, bool) or not isinstance(sharpness, (int, float)) \
-                or not sharpness > 0:
-            raise ValueError(f"layers[{index}].sharpness must be a positive number, got "
-                             f"{sharpness!r}")
+        check_positive(f"layers[{index}].sharpness", sharpness)
         if len(in_shape) != 1:
             raise ValueError(f"layers[{index}]: attention needs a token sequence [L], got shape "
                              f"{in_shape}")
