@@ -18,7 +18,7 @@ def _train(out, *extra, nproc=1):
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr  # whole: a rank's own error comes first
     return torch.load(os.path.join(out, "checkpoint_last.pt"), weights_only=True)
 
 

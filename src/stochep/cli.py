@@ -302,6 +302,7 @@ def cmd_train(args) -> int:
     if trainer.dp.main:
         print(f"run directory: {out}", file=sys.stderr)
     summary = trainer.fit()
+    trainer.dp.close()  # not on an error: a barrier there could wait for a rank that died
     if not trainer.dp.main:  # rank 0 reports for the group
         return 0
     print(f"test_accuracy={_fmt(summary['test_accuracy'])} "

@@ -91,3 +91,11 @@ class DataParallel:
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()
+
+    def close(self) -> None:
+        """Leave the group together: wait for every rank (rank 0 may still be writing the last
+        checkpoint), then tear the group down before the interpreter exits. A rank that exits
+        while a peer still holds the connection can die in gloo's destructor (SIGABRT)."""
+        if self.world_size > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
