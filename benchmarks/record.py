@@ -19,6 +19,23 @@ import time
 from stochep.tools.results import write_json
 
 
+def run_record(run_dir: str) -> dict:
+    """A training run's ``summary.json`` and its per-epoch rows (``metrics.jsonl``: accuracies,
+    loss and training time of each epoch), where the run directory holds them."""
+    out = {}
+    summary = os.path.join(run_dir, "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            out["summary"] = json.load(f)
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.exists(metrics):
+        keys = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "time_s")
+        with open(metrics) as f:
+            out["epochs"] = [{k: row.get(k) for k in keys}
+                             for row in map(json.loads, filter(str.strip, f))]
+    return out
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
@@ -34,10 +51,7 @@ def main(argv=None) -> int:
     payload = {"recorded_command": shlex.join(command), "returncode": res.returncode,
                "wall_s": round(time.perf_counter() - t, 1), "stdout": res.stdout.splitlines()}
     if "--out" in command:
-        summary = os.path.join(command[command.index("--out") + 1], "summary.json")
-        if os.path.exists(summary):
-            with open(summary) as f:
-                payload["summary"] = json.load(f)
+        payload.update(run_record(command[command.index("--out") + 1]))
     write_json(f"{args.name}.json", payload)
     sys.stdout.write(res.stdout)
     sys.stderr.write(res.stderr[-2000:])
