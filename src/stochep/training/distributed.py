@@ -97,5 +97,5 @@ class DataParallel:
         checkpoint), then tear the group down before the interpreter exits. A rank that exits
         while a peer still holds the connection can die in gloo's destructor (SIGABRT)."""
         if self.world_size > 1 and dist.is_initialized():
-            dist.barrier()
+            self.barrier()
             dist.destroy_process_group()
