@@ -147,23 +147,35 @@ def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | No
     """Even/odd step: layers 1, 3, .. update first, then 2, 4, .. from their new spikes.
 
     Each half-step is a block-coordinate step on F, so the mean-field energy still never
-    increases; information crosses two layers per step instead of one. Without given ``ctxs``
-    the pooling indices are exact: computed before the step, and after the first half-step
-    refreshed only above the layers it changed. The spikes returned are the second half-step's.
+    increases; information crosses two layers per step instead of one. A half-step samples only
+    the spikes its layers read (their neighbours', and a bound input layer's own), so a step
+    draws as many spikes as a synchronous one. Without given ``ctxs`` the pooling indices are
+    exact: computed before the step, and after the first half-step refreshed only above the
+    layers it changed. The spikes returned are the ones that drove the updates: the odd
+    layers' from the first half-step, the even layers' from the second.
     """
     neuron = neuron or net.neuron
     states = list(states)
+    n = len(states)
     exact = ctxs is None
+    own = net.interactions[0].binds_input  # layer 0 then reads its own spikes too
+    driving: list = [None] * n
     for parity in (0, 1):
         rates = [neuron.rate(xi) for xi in states]
-        spikes = neuron.sample(rates, rng)
+        read = [i for i in range(n) if i % 2 != parity or (i == 0 and own)]
+        spikes = [None] * n
+        drawn = neuron.sample([rates[i] for i in read], rng) if read else []
+        for i, s in zip(read, drawn):
+            spikes[i] = s
+            if i % 2 != parity:
+                driving[i] = s
         if exact:
-            fresh = contexts(net, rates, None if parity == 0 else range(0, len(states), 2))
+            fresh = contexts(net, rates, None if parity == 0 else range(0, n, 2))
             ctxs = fresh if parity == 0 else [f if f is not None else c
                                               for f, c in zip(fresh, ctxs)]
-        for i in range(parity, len(states), 2):
+        for i in range(parity, n, 2):
             states[i] = _update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
-    return states, spikes
+    return states, driving
 
 
 def step_stateful(net, consts: list, states: list[torch.Tensor], carry, rng=None,
