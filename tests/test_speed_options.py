@@ -25,6 +25,31 @@ def test_async_updates_decrease_energy_and_reach_the_same_fixed_point():
         assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_async_step_draws_one_spike_per_neuron_and_returns_the_spikes_it_used():
+    from stochep.engine.dynamics import _update, phase_constants, step, step_async
+    from stochep.engine.rng import SpikeRNG
+    net = _net("bernoulli")
+    x = torch.rand(5, 20, dtype=torch.float64)
+    consts = phase_constants(net, x)
+    states = [torch.rand_like(s) for s in net.zero_states(5, torch.float64)]
+    drawn = []
+    for fn in (step, step_async):
+        rng = SpikeRNG(3)
+        uniform = rng.uniform
+        rng.uniform = lambda n, dtype=torch.float32: drawn.append((fn, n)) or uniform(n, dtype)
+        new, spikes = fn(net, consts, states, rng)
+    per_step = {fn: sum(n for f, n in drawn if f is fn) for fn in (step, step_async)}
+    assert per_step[step_async] == per_step[step] == sum(s.numel() for s in states)
+    # even layers update from the old states, then odd ones from the even layers' new states
+    assert len(states) == 4
+    mid = [new[i] if i % 2 == 0 else states[i] for i in range(4)]
+    for i in range(4):
+        before = states if i % 2 == 0 else mid
+        again = _update(net, net.neuron, i, consts, before, spikes, [None] * 5, 0.0, None)
+        assert torch.equal(again, new[i])
+    assert all(((s == 0) | (s == 1)).all() for s in spikes)
+
+
 def test_early_exit_stops_once_settled_and_matches_the_full_phase():
     net = _net()
     x = torch.rand(6, 20, dtype=torch.float64)

@@ -7,7 +7,13 @@ same batches with ``tests/reference.py`` (every step recomputes the energy and t
 gradient with autograd, ``torch.bernoulli`` spikes) and the same optimizer. They alternate, best
 of ``--repeats``, so machine noise hits both alike.
 
-    python benchmarks/speed/end_to_end.py [--presets mnist-1fc mnist-2fc] [--batch 256] [--batches 20]
+An entry ``ENGINE:REFERENCE`` (e.g. ``mnist-2fc-fast:mnist-2fc``) trains the engine with one
+preset and the reference with another's relaxation (beta, steps, estimator) on the same network:
+a preset with fewer steps against the paper-faithful one, whose accuracy it matches at equal
+epochs (docs/speed.md). Plain ``NAME`` compares both at the same settings.
+
+    python benchmarks/speed/end_to_end.py [--presets mnist-1fc mnist-2fc mnist-2fc-fast:mnist-2fc] \
+        [--batch 256] [--batches 20]
 """
 from __future__ import annotations
 
@@ -30,15 +36,19 @@ from stochep.training.presets import load_preset
 from stochep.training.trainer import Trainer
 
 
-def measure(preset: str, batch: int, batches: int, repeats: int) -> dict:
+def measure(entry: str, batch: int, batches: int, repeats: int) -> dict:
+    preset, _, against = entry.partition(":")
     cfg = load_preset(preset)
     cfg.data_dir = data_dir(cfg.dataset)
     cfg.apply_overrides([f"batch_size={batch}", "val_fraction=0", "augment=false"]).validate()
+    ref_cfg = load_preset(against or preset)
+    if ref_cfg.layers != cfg.layers or ref_cfg.dataset != cfg.dataset:
+        raise SystemExit(f"end_to_end: {entry}: the two presets must share dataset and layers")
     data = cfg.load_data()
     n = batch * batches
     data.x_train, data.y_train = data.x_train[:n], data.y_train[:n]
     tr = Trainer(cfg, data, None, progress=False)
-    ep = EP(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator)
+    ep = EP(ref_cfg.beta, ref_cfg.T_free, ref_cfg.T_nudge, ref_cfg.estimator)
     ref_opt = make_optimizer(cfg, tr.net)
     gen = torch.Generator().manual_seed(0)
     sign = torch.Generator().manual_seed(1)
@@ -65,7 +75,9 @@ def measure(preset: str, batch: int, batches: int, repeats: int) -> dict:
         t_ref.append(reference())
     e, r = min(t_eng), min(t_ref)
     return {"preset": preset, "batch": batch, "samples": n,
-            "T": f"{cfg.T_free}+{cfg.T_nudge}", "estimator": cfg.estimator,
+            "T": f"{cfg.T_free}+{cfg.T_nudge}", "update": cfg.update, "estimator": cfg.estimator,
+            "reference_preset": ref_cfg.preset,
+            "reference_T": f"{ref_cfg.T_free}+{ref_cfg.T_nudge}",
             "train_samples_s": n / e, "reference_samples_s": n / r, "speedup": r / e}
 
 
