@@ -468,6 +468,7 @@ def cmd_energy(args) -> int:
 def cmd_diagnose(args) -> int:
     import torch
 
+    from stochep.engine.dynamics import Dynamics
     from stochep.rules.ep import EP
     from stochep.tools.diagnose import diagnose, format_report
     from stochep.training.presets import load_preset
@@ -486,10 +487,13 @@ def cmd_diagnose(args) -> int:
         trainer = Trainer(cfg, cfg.load_data(), progress=False)
     c = trainer.cfg
     x = trainer.network_inputs(args.batch)
+    dynamics = Dynamics(c.update, pool_every=c.pool_every)
     rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
-                   args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64)
+                   args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64,
+                   dynamics)
     rep.update(preset=c.preset, checkpoint=args.checkpoint, batch=args.batch,
-               seeds=args.seeds, beta=c.beta, estimator=c.estimator)
+               seeds=args.seeds, beta=c.beta, estimator=c.estimator, update=c.update,
+               T_free=c.T_free, T_nudge=c.T_nudge)
     if args.json:
         _write_json(args.json, rep)
     if args.json != "-":

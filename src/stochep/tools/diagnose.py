@@ -42,7 +42,7 @@ def mean_field_copy(net, dtype=torch.float64):
 
 def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
                     T_bptt: int | None = None, sign_seed: int = 0,
-                    dtype: torch.dtype = torch.float64) -> dict:
+                    dtype: torch.dtype = torch.float64, dynamics=None) -> dict:
     """Per-weight gradient quality of the EP estimate on one batch (see the module docstring).
 
     The mean-field estimate uses the same ``ep`` (beta, estimator, phase lengths); every run
@@ -51,16 +51,20 @@ def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 
     mean-field steps; the mean-field runs use ``dtype`` (float64; float32 is several times
     faster on wide conv nets, at the cost of ~1e-6 relative precision). Returns ``{"layers": [...], "cosine_min_vs_bptt": v}`` where
     ``v`` is the smallest per-layer cosine of the *mean-field* estimate against BPTT.
+    ``dynamics``: the phases' update order and pooling reuse (``Dynamics``; default synchronous,
+    exact), for both estimates; BPTT always runs synchronous steps.
     """
     mf = mean_field_copy(net, dtype)
     xd = x.to(dtype)
-    ep_gradients(mf, xd, y, ep, sign_generator=torch.Generator().manual_seed(sign_seed))
+    ep_gradients(mf, xd, y, ep, sign_generator=torch.Generator().manual_seed(sign_seed),
+                 dynamics=dynamics)
     g_mf = _weight_grads(mf)
     bptt_gradients(mf, xd, y, T_bptt or ep.T_free)
     g_bp = _weight_grads(mf)
     runs = []
     for s in range(seeds if net.neuron.stochastic else 2):  # a mean-field net: 2 equal runs
-        ep_gradients(net, x, y, ep, SpikeRNG(s), torch.Generator().manual_seed(sign_seed))
+        ep_gradients(net, x, y, ep, SpikeRNG(s), torch.Generator().manual_seed(sign_seed),
+                     dynamics=dynamics)
         runs.append(_weight_grads(net))
     rows = []
     for name in g_mf:
@@ -77,13 +81,15 @@ def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 
 
 
 def diagnose(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
-             T_bptt: int | None = None, dtype: torch.dtype = torch.float64) -> dict:
+             T_bptt: int | None = None, dtype: torch.dtype = torch.float64,
+             dynamics=None) -> dict:
     """Free-phase activity (with the net's own spikes) and :func:`gradient_report`, per layer."""
-    from stochep.engine.dynamics import relax
+    from stochep.engine.dynamics import Dynamics
 
     with torch.no_grad():
-        states = relax(net, x, net.zero_states(x.shape[0], x.dtype), ep.T_free, SpikeRNG(0))
-    rep = gradient_report(net, x, y, ep, seeds, T_bptt, dtype=dtype)
+        states = (dynamics or Dynamics()).relax(net, x, net.zero_states(x.shape[0], x.dtype),
+                                                ep.T_free, SpikeRNG(0)).final
+    rep = gradient_report(net, x, y, ep, seeds, T_bptt, dtype=dtype, dynamics=dynamics)
     for row, act in zip(rep["layers"], layer_activity(net, states)):
         row.update(act)
     rep["warnings"] = activity_warnings(layer_activity(net, states))
