@@ -27,7 +27,7 @@ def measure(checkpoint: str, variant: str, batch: int, seeds: int, T_bptt: int,
     c = tr.cfg
     x, y = tr.network_inputs(batch), tr.data.y_train[:batch]
     rep = gradient_report(tr.net, x, y, EP.from_config(c), seeds, T_bptt,
-                          dynamics=Dynamics(c.update, pool_every=c.pool_every))
+                          dynamics=Dynamics.from_config(c))
     phases = 3 if c.estimator == "three-phase" else 2
     row = {"variant": variant, "steps": c.T_free + (phases - 1) * c.T_nudge}
     for i, layer in enumerate(rep["layers"]):

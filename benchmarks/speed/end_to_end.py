@@ -9,8 +9,8 @@ of ``--repeats``, so machine noise hits both alike.
 
 An entry ``ENGINE:REFERENCE`` (e.g. ``mnist-2fc-fast:mnist-2fc``) trains the engine with one
 preset and the reference with another's relaxation (beta, steps, estimator) on the same network:
-a preset with fewer steps against the paper-faithful one, whose accuracy it matches at equal
-epochs (docs/speed.md). Plain ``NAME`` compares both at the same settings.
+a preset with fewer steps against the paper-faithful one, whose accuracy it nearly matches at
+equal epochs (docs/speed.md). Plain ``NAME`` compares both at the same settings.
 
     python benchmarks/speed/end_to_end.py [--presets mnist-1fc mnist-2fc mnist-2fc-fast:mnist-2fc] \
         [--batch 256] [--batches 20]

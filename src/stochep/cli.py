@@ -487,7 +487,7 @@ def cmd_diagnose(args) -> int:
         trainer = Trainer(cfg, cfg.load_data(), progress=False)
     c = trainer.cfg
     x = trainer.network_inputs(args.batch)
-    dynamics = Dynamics(c.update, pool_every=c.pool_every)
+    dynamics = Dynamics.from_config(c)
     rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
                    args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64,
                    dynamics)

@@ -160,8 +160,10 @@ def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | No
     exact = ctxs is None
     own = net.interactions[0].binds_input  # layer 0 then reads its own spikes too
     driving: list = [None] * n
+    rates = [neuron.rate(xi) for xi in states]
     for parity in (0, 1):
-        rates = [neuron.rate(xi) for xi in states]
+        if parity == 1:  # only the even layers changed in the first half-step
+            rates[0::2] = [neuron.rate(xi) for xi in states[0::2]]
         read = [i for i in range(n) if i % 2 != parity or (i == 0 and own)]
         spikes = [None] * n
         drawn = neuron.sample([rates[i] for i in read], rng) if read else []
