@@ -207,10 +207,34 @@ def test_analyze_without_matplotlib_says_so_and_writes_its_numbers(tmp_path, mon
     assert "matplotlib is not installed" in capsys.readouterr().err
 
 
+def test_resume_holds_the_lock_before_it_reads_the_checkpoint(tmp_path, monkeypatch):
+    """A run that ends between a second process's read of its checkpoint and that process's
+    lock would be trained over from the stale state: the CLI locks first, then reads."""
+    from stochep.training import trainer as trainer_mod
+    from stochep.training.rundir import RunDirectoryBusy, RunLock
+
+    out = str(tmp_path / "r")
+    assert main(["train", "--epochs", "1", "--no-progress", "--out", out, *FAST]) == 0
+    read, held = trainer_mod.load_checkpoint, []
+
+    def load_and_probe(path):
+        try:  # flock: a second open file conflicts, in this process too
+            RunLock(out).acquire()
+            held.append(False)
+        except RunDirectoryBusy:
+            held.append(True)
+        return read(path)
+
+    monkeypatch.setattr(trainer_mod, "load_checkpoint", load_and_probe)
+    assert main(["train", "--resume", "--out", out, "--epochs", "2", "--no-progress"]) == 0
+    assert held == [True]
+
+
 def test_one_writer_per_run_directory_and_sigkill_releases_the_lock(tmp_path):
     out = str(tmp_path / "r")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    first = subprocess.Popen([sys.executable, "-m", "stochep", "train", "--epochs", "50",
+    # more epochs than it can train before the test kills it: the race is the lock's alone
+    first = subprocess.Popen([sys.executable, "-m", "stochep", "train", "--epochs", "100000",
                               "--no-progress", "--out", out, *FAST], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

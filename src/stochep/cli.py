@@ -10,6 +10,7 @@ stderr and exit with code 2; a diverged run exits with 1 and keeps its last good
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -228,6 +229,16 @@ def _run_dir(args, cfg: Config) -> str:
     return os.path.join("runs", f"{name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _lock(out: str, held: contextlib.ExitStack):
+    """Rank 0 takes the run directory's lock (:mod:`stochep.training.rundir`) before it reads
+    or checks the checkpoint there, so a second process stops with one line before it reads a
+    state that the first may still change, or trains over a run that ended meanwhile."""
+    from stochep.training.distributed import DataParallel
+    from stochep.training.rundir import RunLock
+
+    return held.enter_context(RunLock(out)) if DataParallel().main else None
+
+
 def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -270,38 +281,16 @@ def _join_group(args) -> None:
 
 
 def cmd_train(args) -> int:
-    from stochep.training.trainer import Trainer
-
     check_int_at_least("--nproc", args.nproc, 1)
     if args.nproc > 1 and _world_size() == 1:
         return _launch(args)
     if _world_size() > 1:
         _join_group(args)
-    if args.resume:
-        if not args.out:
-            raise ConfigError("--resume needs --out RUNDIR")
-        overrides = [f"device={args.device}"] if args.device else []
-        trainer = Trainer.from_run(args.out, epochs=args.epochs, data_dir=args.data_dir,
-                                   overrides=overrides, progress=not args.no_progress)
-        out = args.out
-        if trainer.epoch >= trainer.cfg.epochs:
-            print(f"stochep train: the run in {out} has finished its {trainer.epoch} epochs; "
-                  f"pass --epochs N > {trainer.epoch} to train on", file=sys.stderr)
-    else:
-        cfg = build_config(args)
-        check_device(cfg.resolved().device)
-        out = _run_dir(args, cfg)
-        if os.path.exists(os.path.join(out, "checkpoint_last.pt")):
-            raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
-                              "or choose another --out")
-        kw = {"download": True} if args.download else {}
-        data = cfg.load_data(**kw)
-        trainer = Trainer(cfg, data, out, progress=not args.no_progress)
-    if trainer.run_lock is not None:
-        trainer.run_lock.acquire()  # a second process stops here, before it writes anything
-    if trainer.dp.main:
-        print(f"run directory: {out}", file=sys.stderr)
-    summary = trainer.fit()
+    with contextlib.ExitStack() as held:  # the run directory's lock, released however it ends
+        trainer, out = (_resume_run if args.resume else _new_run)(args, held)
+        if trainer.dp.main:
+            print(f"run directory: {out}", file=sys.stderr)
+        summary = trainer.fit()
     trainer.dp.close()  # not on an error: a barrier there could wait for a rank that died
     if not trainer.dp.main:  # rank 0 reports for the group
         return 0
@@ -310,6 +299,38 @@ def cmd_train(args) -> int:
           f"test_accuracy_at_best_val={_fmt(summary['test_accuracy_at_best_val'])} "
           f"train_time_s={summary['train_time_s']:.1f}")
     return 0
+
+
+def _resume_run(args, held: contextlib.ExitStack):
+    """The trainer of ``--resume --out RUNDIR``, read under the directory's lock."""
+    from stochep.training.trainer import Trainer
+
+    if not args.out:
+        raise ConfigError("--resume needs --out RUNDIR")
+    overrides = [f"device={args.device}"] if args.device else []
+    lock = _lock(args.out, held) if os.path.isdir(args.out) else None
+    trainer = Trainer.from_run(args.out, epochs=args.epochs, data_dir=args.data_dir,
+                               overrides=overrides, progress=not args.no_progress, run_lock=lock)
+    if trainer.epoch >= trainer.cfg.epochs:
+        print(f"stochep train: the run in {args.out} has finished its {trainer.epoch} epochs; "
+              f"pass --epochs N > {trainer.epoch} to train on", file=sys.stderr)
+    return trainer, args.out
+
+
+def _new_run(args, held: contextlib.ExitStack):
+    """The trainer of a new run, in a run directory that holds none yet."""
+    from stochep.training.trainer import Trainer
+
+    cfg = build_config(args)
+    check_device(cfg.resolved().device)
+    out = _run_dir(args, cfg)
+    kw = {"download": True} if args.download else {}
+    data = cfg.load_data(**kw)  # before the lock: bad data leaves no run directory behind
+    lock = _lock(out, held)
+    if os.path.exists(os.path.join(out, "checkpoint_last.pt")):
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it "
+                          "or choose another --out")
+    return Trainer(cfg, data, out, progress=not args.no_progress, run_lock=lock), out
 
 
 def _fmt(acc: float | None) -> str:

@@ -99,7 +99,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
-                 progress: bool = True, calibrate: bool = True):
+                 progress: bool = True, calibrate: bool = True,
+                 run_lock: RunLock | None = None):
         # a copy: the trainer records the data it got (a dataset of your own, a subset, an
         # absolute data_dir) without changing the caller's config
         self.cfg = cfg = Config.from_dict(cfg.validate().resolved().to_dict())
@@ -119,8 +120,9 @@ class Trainer:
         self.out_dir = out_dir
         self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
         # one writer per run directory (rundir.py): held while fit() trains, or from earlier
-        # by a caller that takes it first (the CLI, before it reports the directory)
-        self.run_lock = RunLock(out_dir) if out_dir and self.dp.main else None
+        # by a caller that took it first and passes it in (the CLI, before it reads the
+        # checkpoint it resumes: a run that ends in between cannot be trained over)
+        self.run_lock = (run_lock or RunLock(out_dir)) if out_dir and self.dp.main else None
         self.progress = progress and self.dp.main
         # the redrawn bar only in a terminal; a log file gets one line per epoch
         self.bar = self.progress and sys.stderr.isatty()
@@ -194,11 +196,12 @@ class Trainer:
     def from_checkpoint(cls, path: str, *, data: Dataset | None = None,
                         data_dir: str | None = None, epochs: int | None = None,
                         overrides=(), out_dir: str | None = None,
-                        progress: bool = False) -> Trainer:
+                        progress: bool = False, run_lock: RunLock | None = None) -> Trainer:
         """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
         and ``--set`` style ``overrides``; it continues bit-exactly. ``data``: the dataset to
         use instead of the config's (required for a run on a dataset of your own, which must be
-        the same tensors). ``epochs`` below the epochs already trained is a ValueError."""
+        the same tensors). ``epochs`` below the epochs already trained is a ValueError.
+        ``run_lock``: the run directory's lock, already held by the caller."""
         ck = load_checkpoint(path)
         cfg = Config.from_dict(ck["config"])
         if epochs is not None and epochs < ck["epoch"]:
@@ -216,7 +219,7 @@ class Trainer:
                                  f"({fingerprint['n_train']} + {fingerprint['n_test']} samples); "
                                  "pass data=Dataset.from_tensors(...) with the same tensors")
             data = cfg.load_data()
-        tr = cls(cfg, data, out_dir, progress, calibrate=False)
+        tr = cls(cfg, data, out_dir, progress, calibrate=False, run_lock=run_lock)
         tr.load_state_dict(ck)
         return tr
 
