@@ -219,8 +219,8 @@ def test_resume_holds_the_lock_before_it_reads_the_checkpoint(tmp_path, monkeypa
 
     def load_and_probe(path):
         try:  # flock: a second open file conflicts, in this process too
-            RunLock(out).acquire()
-            held.append(False)
+            with RunLock(out):
+                held.append(False)
         except RunDirectoryBusy:
             held.append(True)
         return read(path)
