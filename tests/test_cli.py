@@ -9,6 +9,7 @@ import types
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 from shared_data import needs_data
 
 from stochep.training.checkpoint import load_checkpoint
@@ -21,14 +22,6 @@ def run(*args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "stochep", *args], capture_output=True,
                           text=True, env=env, **kw)
-
-
-def assert_one_line_error(res, *needles):
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("args,needles", [

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TEST, TRAIN, random_recording, write_tonic
 from shared_data import needs_data
 
 from stochep.data import DataError, dataset_shape, load_dataset
@@ -137,31 +138,6 @@ def test_frames_to_events_round_trips_through_bin_events():
 
 
 # ---- DVS Gesture in Tonic's layout -----------------------------------------------------------
-
-TRAIN = {"user01_fluorescent": [0, 3, 10], "user02_led": [1, 3]}
-TEST = {"user24_lab": [2, 5], "user25_natural": [7]}
-
-
-def random_recording(rng, n=None):
-    n = n or int(rng.integers(30, 120))
-    t = np.sort(rng.uniform(0, 6000.0, n))  # ms
-    return np.stack([rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
-                     t], axis=1).astype(np.float64)
-
-
-def write_tonic(root, seed=0):
-    """Tiny recordings in Tonic's layout under root/DVSGesture; return {path: label}."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for split, users in (("ibmGestureTrain", TRAIN), ("ibmGestureTest", TEST)):
-        for user, labels in users.items():
-            d = root / "DVSGesture" / split / user
-            d.mkdir(parents=True)
-            for label in labels:
-                np.save(d / f"{label}.npy", random_recording(rng))
-                out[d / f"{label}.npy"] = label
-    return out
-
 
 @pytest.fixture
 def gesture(tmp_path, monkeypatch):

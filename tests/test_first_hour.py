@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import assert_one_line_error
+from helpers import assert_one_line_error
 
 import stochep
 from stochep import Config, Dataset, Trainer, load_preset
@@ -87,11 +87,19 @@ def test_own_tensors_convert_and_record_their_provenance(tmp_path):
     # resume from Python with the same tensors; other tensors, or none, are one clear line
     again = Trainer.from_run(str(out), data=data)
     assert again.epoch == 1 and again.fit()["epochs"] == 2
-    with pytest.raises(ValueError, match="your own dataset 'mine'"):
-        Trainer.from_run(str(out))
+    # without the tensors it still scores any inputs of its shape, the same as with them
+    alone = Trainer.from_run(str(out), which="best")
+    with_data = Trainer.from_run(str(out), which="best", data=data)
+    assert alone.eval_only and alone.evaluate(xf[240:], y[240:]) == \
+        with_data.evaluate(xf[240:], y[240:])
+    with pytest.raises(ValueError, match="your own dataset 'mine'.*pass the same tensors"):
+        alone.fit()
+    # other tensors score too, but do not continue the run
     other = Dataset.from_tensors(xf[:240].flip(0), y[:240], xf[240:], y[240:], name="mine")
+    mixed = Trainer.from_run(str(out), data=other)
+    assert 0 <= mixed.evaluate(xf[:60], y[:60]) <= 1
     with pytest.raises(Exception, match="other data"):
-        Trainer.from_run(str(out), data=other)
+        mixed.fit()
 
 
 @pytest.mark.parametrize("args,match", [

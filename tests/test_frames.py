@@ -141,7 +141,7 @@ def test_gradcheck_passes_on_a_tiny_3c_shaped_net_fed_one_frame():
 
 
 def test_trainer_runs_temporal_ep_on_tonic_layout_recordings(tmp_path, monkeypatch):
-    from test_events import write_tonic
+    from helpers import write_tonic
 
     from stochep.training.config import Config
     from stochep.training.trainer import Trainer
@@ -184,7 +184,7 @@ def test_frames_after_the_first_use_the_shorter_warm_phases():
 
 
 def test_trainer_builds_the_warm_rule_from_T_free_warm(tmp_path, monkeypatch):
-    from test_events import write_tonic
+    from helpers import write_tonic
 
     from stochep.training.config import Config
     from stochep.training.trainer import Trainer

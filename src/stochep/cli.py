@@ -19,12 +19,12 @@ import time
 from stochep.rules import RULES, TrainingDiverged
 from stochep.training.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
 from stochep.training.config import Config, ConfigError, check_device, load_yaml
-from stochep.training.rundir import RunDirectoryBusy
+from stochep.training.rundir import RunDirectoryError
 
 from .data import DataError
 from .validation import check_int_at_least
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError, RunDirectoryBusy)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ValueError, RunDirectoryError)
 
 
 def _add_train(sub):
@@ -89,6 +89,8 @@ def _add_reproduce(sub):
 def _add_eval(sub):
     p = sub.add_parser("eval", help="test accuracy of a checkpoint")
     p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", help="score on this registered dataset's test set instead of "
+                   "the run's own (same input shape); needed for a run on your own tensors")
     p.add_argument("--data-dir")
     p.add_argument("--json", help="where to write the result (default: next to the checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -379,15 +381,26 @@ def cmd_convert(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from stochep.data import load_dataset
     from stochep.training.trainer import Trainer
 
-    trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir,
-                                      overrides=args.set)
-    data, cfg = trainer.data, trainer.cfg
+    trainer = Trainer.from_checkpoint(args.checkpoint, overrides=args.set,
+                                      data_dir=None if args.dataset else args.data_dir)
+    cfg = trainer.cfg
+    if args.dataset:
+        data = load_dataset(args.dataset, args.data_dir)
+    elif trainer.eval_only:
+        raise ConfigError(
+            f"{args.checkpoint} was trained on your own dataset {cfg.dataset!r} (inputs "
+            f"{list(trainer.data.input_shape)}, {trainer.data.n_classes} classes); score it on a "
+            "registered dataset of that shape with --dataset NAME [--data-dir DIR], or in "
+            "Python: Trainer.from_checkpoint(path).evaluate(x, y)")
+    else:
+        data = trainer.data
     acc = trainer.evaluate(data.x_test, data.y_test)
     result = {"checkpoint": os.path.abspath(args.checkpoint), "epoch": trainer.epoch,
-              "dataset": cfg.dataset, "test_accuracy": acc, "n_test": len(data.y_test),
-              "overrides": args.set}
+              "dataset": args.dataset or cfg.dataset, "test_accuracy": acc,
+              "n_test": len(data.y_test), "overrides": args.set}
     path = args.json or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                      "eval.json")
     with open(path, "w") as f:

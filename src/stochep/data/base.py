@@ -38,6 +38,15 @@ class Dataset:
         return tuple(self.x_train.shape[1:])
 
     @classmethod
+    def shape_only(cls, name: str, input_shape, n_classes: int) -> Dataset:
+        """A dataset with no samples, only the shape of its inputs and its class count: what a
+        network trained on data you no longer pass needs to be rebuilt and to score new inputs
+        (``Trainer.from_run(dir)`` of a run on your own tensors)."""
+        empty = torch.zeros(0, *input_shape)
+        labels = torch.zeros(0, dtype=torch.int64)
+        return cls(name, empty, labels, empty, labels, int(n_classes))
+
+    @classmethod
     def from_tensors(cls, x_train, y_train, x_test, y_test, name: str = "custom",
                      n_classes: int | None = None) -> Dataset:
         """A dataset of your own tensors: inputs ``[N, *shape]`` with values in [0, 1] (any
@@ -47,6 +56,7 @@ class Dataset:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         x_train, y_train = as_inputs(x_train, "x_train"), as_labels(y_train, "y_train")
         x_test, y_test = as_inputs(x_test, "x_test"), as_labels(y_test, "y_test")
+        check_channels_first(x_train, "x_train")
         for x, y, part in ((x_train, y_train, "train"), (x_test, y_test, "test")):
             if len(x) != len(y):
                 raise ValueError(f"x_{part} has {len(x)} samples but y_{part} has {len(y)} labels")
@@ -56,12 +66,18 @@ class Dataset:
             raise ValueError(f"x_train samples are {tuple(x_train.shape[1:])} but x_test samples "
                              f"are {tuple(x_test.shape[1:])}")
         top = int(max(y_train.max(), y_test.max())) + 1
-        if n_classes is None:
+        inferred = n_classes is None
+        if inferred:
             n_classes = top
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
             raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
         if top > n_classes:
             raise ValueError(f"labels must be in 0..{n_classes - 1}, found {top - 1}")
+        low = int(min(y_train.min(), y_test.min()))
+        if low > 0 and inferred:
+            raise ValueError(f"labels must start at class 0, but the smallest is {low}: "
+                             f"subtract {low} (y - {low}), or pass n_classes={top} if class "
+                             f"0{'..' + str(low - 1) if low > 1 else ''} is real but absent")
         ds = cls(name, x_train, y_train, x_test, y_test, n_classes)
         ds.fingerprint = {"name": name, "input_shape": list(ds.input_shape),
                           "n_train": len(y_train), "n_test": len(y_test),
@@ -86,6 +102,14 @@ def as_floats(x, what: str = "x") -> torch.Tensor:
     return x if x.dtype == torch.float32 else x.to(torch.float32)
 
 
+def check_channels_first(x: torch.Tensor, what: str = "x") -> None:
+    """One ValueError for images that look channels-last ``[N, H, W, C]`` (C of 1, 3 or 4
+    after two larger sides): the networks read ``[N, C, H, W]``."""
+    if x.dim() == 4 and x.shape[3] in (1, 3, 4) and min(x.shape[1], x.shape[2]) > 4:
+        raise ValueError(f"{what} looks channels-last {tuple(x.shape)} ([N, H, W, C]); images "
+                         f"are [N, C, H, W]: pass {what}.permute(0, 3, 1, 2)")
+
+
 def as_inputs(x, what: str = "x") -> torch.Tensor:
     """``x`` as a float32 tensor of values in [0, 1], or one ValueError line saying why not."""
     x = as_floats(x, what)
@@ -104,6 +128,8 @@ def as_inputs(x, what: str = "x") -> torch.Tensor:
 def as_labels(y, what: str = "y") -> torch.Tensor:
     """``y`` as int64 class indices, or one ValueError line saying why not."""
     y = _tensor(y, what)
+    if y.dtype.is_floating_point and y.isnan().any():
+        raise ValueError(f"{what} holds NaN: every sample needs a class index")
     if y.dim() != 1:
         raise ValueError(f"{what} must be one class index per sample [N], got shape "
                          f"{tuple(y.shape)}")

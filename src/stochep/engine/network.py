@@ -100,6 +100,15 @@ class EPNetwork(nn.Module):
 
     def class_scores(self, out_state: torch.Tensor) -> torch.Tensor:
         """Mean output rate of each class group, ``[B, n_classes]``."""
+        n_out = self.n_classes * self.n_perclass
+        if not isinstance(out_state, torch.Tensor) or out_state.dim() < 2 \
+                or out_state[0].numel() != n_out:
+            got = list(out_state.shape) if isinstance(out_state, torch.Tensor) else \
+                type(out_state).__name__
+            hint = (": these look like class scores (net(x) returns them); their argmax(1) is "
+                    "the prediction") if got == [got[0], self.n_classes] else ""
+            raise ValueError(f"expected the output layer's states [B, {n_out}] "
+                             f"({self.n_classes} classes x {self.n_perclass}), got {got}{hint}")
         r = self.neuron.rate(out_state).flatten(1)
         return r.view(r.shape[0], self.n_classes, self.n_perclass).mean(2)
 

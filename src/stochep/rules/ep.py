@@ -39,7 +39,7 @@ from stochep.validation import (
     check_choice,
     check_ep_noise_options,
     check_int_at_least,
-    check_nonzero,
+    check_positive,
 )
 
 ESTIMATORS = ("two-phase", "random-sign", "three-phase")
@@ -68,7 +68,8 @@ class EP(LearningRule):
     streams: Streams | None = field(default=None, compare=False)
 
     def __post_init__(self):
-        check_nonzero("beta", self.beta)
+        # the nudge strength; the estimator chooses the signs of the nudged phases
+        check_positive("beta", self.beta)
         check_int_at_least("T_free", self.T_free, 1)
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_choice("estimator", self.estimator, ESTIMATORS)

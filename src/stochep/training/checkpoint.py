@@ -62,21 +62,38 @@ def fsync_dir(folder: str) -> None:
 
 
 def save_atomic(obj: dict, path: str) -> None:
+    """Write ``obj`` to a temporary file beside ``path``, fsync, rename over ``path``: a crash
+    or a full disk leaves the previous file whole. A write that fails (no space, no
+    permission) is one :class:`CheckpointError` line."""
     check_plain(obj)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
+    tmp = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         fsync_dir(folder)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, (OSError, RuntimeError)):
+            raise CheckpointError(write_failure(path, e)) from None
         raise
+
+
+def write_failure(path: str, e: BaseException) -> str:
+    """One line for a failed write of ``path``: the OS's reason (a full disk, no permission),
+    and that the file it was to replace is unchanged."""
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else \
+        (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if "file write failed" in reason or "unexpected pos" in reason:  # torch.save's wording
+        reason = "the write failed (is the disk full?)"
+    kept = " (the previous one is kept)" if os.path.exists(path) else ""
+    return f"cannot write {path}: {reason}{kept}"
 
 
 def _convert_hint(path: str) -> str:

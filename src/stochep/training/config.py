@@ -115,6 +115,30 @@ class Config:
     preset: str | None = None
     paper: dict = field(default_factory=dict)  # a preset's record of the paper's own values
 
+    def __init__(self, **kw: Any):
+        """``Config(epochs=3, beta=0.2)``: each value is checked as ``--set`` checks it (an
+        unknown key names the closest one, a wrong type or a value out of range is one
+        :class:`ConfigError` line) and the whole config is validated, so a bad config never
+        waits for the Trainer to fail."""
+        for f in fields(Config):
+            setattr(self, f.name, f.default if f.default_factory is dataclasses.MISSING
+                    else f.default_factory())
+        unknown = sorted(set(kw) - _FIELD_NAMES)
+        if unknown:
+            raise ConfigError("unknown config key(s): " + ", ".join(
+                _with_suggestion(k) for k in unknown))
+        for k, v in upgrade_keys(kw).items():
+            self.set(k, v)
+        if "dataset" in kw:
+            check_dataset(self.dataset)
+        if kw:
+            try:
+                self.validate()
+            except ConfigError:
+                raise
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+
     def validate(self) -> Config:
         check_unit_interval("lam", self.lam)
         check_int_at_least("N_perclass", self.n_perclass, 1)
@@ -359,10 +383,20 @@ def upgrade_keys(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
-def _with_suggestion(key: str) -> str:
+def _with_suggestion(key: str, names=None) -> str:
     """``'bta'`` as ``'bta' (did you mean 'beta'?)`` when a config key is close enough."""
-    close = difflib.get_close_matches(key, sorted(_FIELD_NAMES), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, sorted(names or _FIELD_NAMES), n=1, cutoff=0.6)
     return f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+def check_dataset(name: str) -> None:
+    """One ConfigError line for a dataset no loader is registered for, with the closest name."""
+    from stochep.data import DATASETS
+
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {_with_suggestion(name, DATASETS.names())}; "
+                          f"choose one of {', '.join(sorted(DATASETS))}, or build your own with "
+                          "Dataset.from_tensors(...) or a registered DatasetSource")
 
 
 def _float_or_str(text: str):

@@ -14,8 +14,16 @@ except ImportError:  # not POSIX: no lock (the runs are still checkpointed atomi
     fcntl = None
 
 
-class RunDirectoryBusy(Exception):
+class RunDirectoryError(Exception):
+    """A run directory cannot be used: busy, unwritable, or holding a finished run."""
+
+
+class RunDirectoryBusy(RunDirectoryError):
     """Another process is training in this run directory."""
+
+
+class RunExists(RunDirectoryError):
+    """The run directory holds a run that this trainer did not resume."""
 
 
 class RunLock:
@@ -37,8 +45,13 @@ class RunLock:
         self.depth += 1
         if fcntl is None or self.fd is not None:
             return
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            self.depth -= 1
+            raise RunDirectoryError(f"cannot use run directory {os.path.dirname(self.path)}: "
+                                    f"{e.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

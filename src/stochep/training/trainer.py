@@ -27,20 +27,27 @@ from tqdm.auto import tqdm
 
 from stochep.data import Dataset
 from stochep.data.augment import augment_batch
-from stochep.data.base import as_floats, as_labels
+from stochep.data.base import as_floats, as_inputs, as_labels, check_channels_first
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 from stochep.rules import FrameSequence, TrainingDiverged
 
 from .activity import activity_warnings, layer_activity
-from .checkpoint import CKPT_FORMAT, CheckpointError, fsync_dir, load_checkpoint, save_atomic
+from .checkpoint import (
+    CKPT_FORMAT,
+    CheckpointError,
+    fsync_dir,
+    load_checkpoint,
+    save_atomic,
+    write_failure,
+)
 from .config import Config, check_device
 from .distributed import DataParallel
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler
 from .persistent import FreeStateStore
-from .rundir import RunLock
+from .rundir import RunExists, RunLock
 from .weight_average import WeightAverage
 
 EVAL_SEED_OFFSET = 7919
@@ -100,7 +107,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, data: Dataset, out_dir: str | None = None,
                  progress: bool = True, calibrate: bool = True,
-                 run_lock: RunLock | None = None):
+                 run_lock: RunLock | None = None, overwrite: bool = False):
         # a copy: the trainer records the data it got (a dataset of your own, a subset, an
         # absolute data_dir) without changing the caller's config
         self.cfg = cfg = Config.from_dict(cfg.validate().resolved().to_dict())
@@ -108,9 +115,12 @@ class Trainer:
         if cfg.deterministic:
             use_deterministic()
         data = self._adopt(data)
-        # self.data holds only the training part; the held-out part is self.val (None if none)
-        self.data, self.val = split_validation(data, cfg.val_fraction,
-                                               cfg.seed + VAL_SPLIT_SEED_OFFSET)
+        # self.data holds only the training part; the held-out part is self.val (None if none).
+        # No training samples: a run rebuilt only to score new inputs (from_checkpoint)
+        self.eval_only = len(data.y_train) == 0
+        self.other_data: str | None = None  # why fit() refuses a checkpoint of other data
+        self.data, self.val = (data, None) if self.eval_only else split_validation(
+            data, cfg.val_fraction, cfg.seed + VAL_SPLIT_SEED_OFFSET)
         if cfg.augment:
             try:
                 image_shape(data.input_shape)
@@ -118,6 +128,9 @@ class Trainer:
                 raise ValueError(f"augment=true needs image data; dataset {cfg.dataset!r} has "
                                  f"input shape {tuple(data.input_shape)}") from None
         self.out_dir = out_dir
+        # a run directory that holds a run is trained over only by the run itself (resumed)
+        # or with overwrite=True; fit() checks under the directory's lock (_check_run_dir)
+        self.overwrite = overwrite
         self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
         # one writer per run directory (rundir.py): held while fit() trains, or from earlier
         # by a caller that took it first and passes it in (the CLI, before it reads the
@@ -214,13 +227,15 @@ class Trainer:
         check_device(cfg.resolved().device)
         fingerprint = ck.get("data")
         if data is None:
-            if fingerprint is not None:
-                raise ValueError(f"{path} was trained on your own dataset {fingerprint['name']!r} "
-                                 f"({fingerprint['n_train']} + {fingerprint['n_test']} samples); "
-                                 "pass data=Dataset.from_tensors(...) with the same tensors")
-            data = cfg.load_data()
+            # a run on your own tensors, rebuilt without them: it scores any inputs of its
+            # shape (evaluate, predict, scores); training on needs the same tensors again
+            data = cfg.load_data() if fingerprint is None else Dataset.shape_only(
+                fingerprint["name"], ck["input_shape"], ck["n_classes"])
         tr = cls(cfg, data, out_dir, progress, calibrate=False, run_lock=run_lock)
         tr.load_state_dict(ck)
+        # training on writes the run it was read from; into another directory it is a new run
+        tr.overwrite = out_dir is not None and os.path.abspath(os.path.dirname(path)) == \
+            os.path.abspath(out_dir)
         return tr
 
     @classmethod
@@ -344,11 +359,28 @@ class Trainer:
         return self.ema.applied(self.net) if self.ema is not None else contextlib.nullcontext()
 
     def _check_inputs(self, x) -> torch.Tensor:
+        """``x`` checked as ``Dataset.from_tensors`` checks training data (finite; in [0, 1]
+        unless token ids; the training samples' shape), as float32; or one ValueError."""
         x = as_floats(x, "x")
-        if tuple(x.shape[1:]) != tuple(self.data.input_shape):
-            raise ValueError(f"x must be [N, {', '.join(map(str, self.data.input_shape))}] like "
-                             f"the training data, got {tuple(x.shape)}")
-        return x
+        shape = tuple(self.data.input_shape)
+        if tuple(x.shape[1:]) != shape:
+            if x.dim() == 4 and tuple(x.permute(0, 3, 1, 2).shape[1:]) == shape:
+                check_channels_first(x)
+            raise ValueError(f"x must be [N, {', '.join(map(str, shape))}] like the training "
+                             f"data, got {tuple(x.shape)}")
+        if len(x) == 0:
+            raise ValueError("x is empty")
+        return x if self.data.embedding is not None else as_inputs(x, "x")
+
+    def _check_labels(self, y, n: int) -> torch.Tensor:
+        y = as_labels(y, "y")
+        if len(y) != n:
+            raise ValueError(f"x has {n} samples but y has {len(y)} labels")
+        top = int(y.max())
+        if top >= self.data.n_classes:
+            raise ValueError(f"y must hold class indices in 0..{self.data.n_classes - 1} (the "
+                             f"network's {self.data.n_classes} classes), found {top}")
+        return y
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
@@ -356,9 +388,14 @@ class Trainer:
         as in training, unless the rule says otherwise: ``LearningRule.infer``), read from the
         output state averaged over its last ``readout_average`` steps. With ``ema_decay`` the
         network's weights are their moving average for the evaluation."""
-        x, y = self._check_inputs(x), as_labels(y, "y")
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels")
+        x = self._check_inputs(x)
+        y = self._check_labels(y, len(x))
+        with self._eval_weights():
+            return self._evaluate(x, y, batch_size)
+
+    @torch.no_grad()
+    def _evaluate_own(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+        """:meth:`evaluate` on the run's own (already checked) validation or test split."""
         with self._eval_weights():
             return self._evaluate(x, y, batch_size)
 
@@ -391,10 +428,11 @@ class Trainer:
         """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
         not fit this network raises :class:`CheckpointError` in one line."""
         saved = (ck.get("data") or {}).get("sha256")
-        if saved != (self.data_fingerprint or {}).get("sha256"):
+        if not self.eval_only and saved != (self.data_fingerprint or {}).get("sha256"):
+            # scoring other data is fine; training on would continue the run on other data
             theirs = ck.get("data") or {"name": ck["config"].get("dataset")}
-            raise CheckpointError(f"checkpoint was trained on other data (dataset "
-                                  f"{theirs['name']!r}); pass the same tensors to resume it")
+            self.other_data = (f"checkpoint was trained on other data (dataset "
+                               f"{theirs['name']!r}); pass the same tensors to resume it")
         try:
             self.net.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
@@ -435,17 +473,34 @@ class Trainer:
         return os.path.join(self.out_dir, name)
 
     def resume(self) -> None:
+        """Continue the run saved in this trainer's run directory (``checkpoint_last.pt``)."""
         self.load_state_dict(load_checkpoint(self._path("checkpoint_last.pt")))
+        self.overwrite = True  # it is this run's own directory now
 
     # ---- the run ------------------------------------------------------------------------
     def fit(self, stop_after: int | None = None) -> dict:
         """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary.
         With a run directory, the run holds its lock while it trains (:mod:`.rundir`): a second
         process that opens it stops with one line naming this one."""
+        if self.other_data:
+            raise CheckpointError(self.other_data)
+        if self.eval_only:
+            fp = self.cfg.dataset
+            raise ValueError(f"this run was trained on your own dataset {fp!r} and was rebuilt "
+                             "without it, to score inputs; to train on, pass the same tensors: "
+                             "Trainer.from_run(out_dir, data=Dataset.from_tensors(...))")
         if self.run_lock is not None:
             with self.run_lock:
+                self._check_run_dir()
                 return self._fit(stop_after)
         return self._fit(stop_after)
+
+    def _check_run_dir(self) -> None:
+        """Refuse to train over a run this trainer did not resume (as the CLI refuses)."""
+        if not self.overwrite and os.path.exists(self._path("checkpoint_last.pt")):
+            raise RunExists(f"{self.out_dir} already holds a run; continue it with "
+                            "Trainer.from_run(out_dir) (CLI: --resume), choose another out_dir, "
+                            "or pass overwrite=True to replace it")
 
     def _fit(self, stop_after: int | None) -> dict:
         cfg = self.cfg
@@ -460,8 +515,8 @@ class Trainer:
             self._check_weights(f"after the last update of epoch {self.epoch + 1}")
             dt = time.perf_counter() - t0
             self.train_time += dt
-            val_acc = self.evaluate(*self.val) if self.val is not None else None
-            test_acc = self.evaluate(self.data.x_test, self.data.y_test) \
+            val_acc = self._evaluate_own(*self.val) if self.val is not None else None
+            test_acc = self._evaluate_own(self.data.x_test, self.data.y_test) \
                 if self._scores_test(val_acc) else None
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
@@ -476,6 +531,7 @@ class Trainer:
                 self._log_epoch(row, time.perf_counter() - t_start)
             if self.out_dir:
                 self._save_epoch(row, improved)
+                self.overwrite = True  # the directory now holds this run
         return self.summary()
 
     def _log_epoch(self, row: dict, elapsed: float) -> None:
@@ -563,10 +619,15 @@ def use_deterministic() -> None:
 def _write_atomic_text(path: str, text: str) -> None:
     """Write, fsync, rename over ``path``, then fsync the folder so the rename is durable."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CheckpointError(write_failure(path, e)) from None
 

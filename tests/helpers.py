@@ -1,0 +1,42 @@
+"""Helpers shared by several test modules (not tests themselves): the one-line error check of
+the CLI and tiny DVS Gesture recordings in Tonic's layout."""
+import numpy as np
+
+
+def assert_one_line_error(res, *needles):
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+# ---- DVS Gesture in Tonic's layout ----
+TRAIN = {"user01_fluorescent": [0, 3, 10], "user02_led": [1, 3]}
+TEST = {"user24_lab": [2, 5], "user25_natural": [7]}
+
+
+def random_recording(rng, n=None):
+    n = n or int(rng.integers(30, 120))
+    t = np.sort(rng.uniform(0, 6000.0, n))  # ms
+    return np.stack([rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n),
+                     t], axis=1).astype(np.float64)
+
+
+def write_tonic(root, seed=0):
+    """Tiny recordings in Tonic's layout under root/DVSGesture; return {path: label}."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, users in (("ibmGestureTrain", TRAIN), ("ibmGestureTest", TEST)):
+        for user, labels in users.items():
+            d = root / "DVSGesture" / split / user
+            d.mkdir(parents=True)
+            for label in labels:
+                np.save(d / f"{label}.npy", random_recording(rng))
+                out[d / f"{label}.npy"] = label
+    return out
+
+
+# ---- small runs ----
+# a config small enough that a digits epoch takes about a second
+TINY = {"layers": [32], "T_free": 8, "T_nudge": 3, "epochs": 1, "batch_size": 64}
