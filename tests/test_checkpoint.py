@@ -88,13 +88,13 @@ def test_checkpoint_holds_only_tensors_and_plain_data(digits, tmp_path):
 
 
 def test_save_fsyncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
-    from stochep.training.trainer import _write_atomic_text
+    from stochep.training.checkpoint import write_atomic_text
 
     synced = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), real(fd)))
     save_atomic({"w": torch.zeros(3)}, str(tmp_path / "ck.pt"))
-    _write_atomic_text(str(tmp_path / "m.txt"), "x")
+    write_atomic_text(str(tmp_path / "m.txt"), "x")
     kinds = ["dir" if stat.S_ISDIR(m) else "file" for m in synced]
     assert kinds == ["file", "dir", "file", "dir"]
 

@@ -86,7 +86,7 @@ def test_shared_noise_estimates_the_same_gradient():
 @pytest.mark.parametrize("bad, match", [
     ({"average_last": 0}, "average_last"),
     ({"shared_noise": True, "estimator": "two-phase"}, "shared_noise needs estimator three-phase"),
-    ({"shared_noise": "yes", "estimator": "three-phase"}, "shared_noise must be true or false"),
+    ({"shared_noise": "yes", "estimator": "three-phase"}, "shared_noise must be (true or false|of type bool)"),
 ])
 def test_bad_noise_options_fail_clearly(bad, match):
     base = {"beta": 0.1, "T_free": 40, "T_nudge": 20, "estimator": "three-phase"}

@@ -46,11 +46,11 @@ def test_checkpoint_best_follows_validation_not_test_accuracy(digits, tmp_path, 
     # epoch: (val, test) -- the test set would pick epoch 3, validation picks epoch 2
     table = {1: (0.5, 0.9), 2: (0.8, 0.1), 3: (0.6, 0.95)}
 
-    def fake_evaluate(self, x, y, batch_size=1000):
+    def fake_evaluate(self, x, y, split="val", batch_size=1000):
         val, test = table[self.epoch + 1]
         return test if y is self.data.y_test else val
 
-    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(Trainer, "_evaluate_own", fake_evaluate)
     out = tmp_path / "run"
     summary = Trainer(Config(**FAST), digits, str(out), progress=False).fit()
     assert summary["best_val_accuracy"] == 0.8 and summary["test_accuracy_at_best_val"] == 0.1
@@ -79,13 +79,13 @@ def test_eval_test_best_scores_the_test_set_only_where_the_summary_reads_it(digi
     vals = {1: 0.5, 2: 0.4, 3: 0.7, 4: 0.6}
     scored = []
 
-    def fake_evaluate(self, x, y, batch_size=1000):
+    def fake_evaluate(self, x, y, split="val", batch_size=1000):
         if y is self.data.y_test:
             scored.append(self.epoch + 1)
             return 0.1 * (self.epoch + 1)
         return vals[self.epoch + 1]
 
-    monkeypatch.setattr(Trainer, "evaluate", fake_evaluate)
+    monkeypatch.setattr(Trainer, "_evaluate_own", fake_evaluate)
     out = tmp_path / "run"
     summary = Trainer(Config(**{**FAST, "epochs": 4}, eval_test="best"), digits, str(out),
                       progress=False).fit()

@@ -484,8 +484,6 @@ def part_cifar(args) -> dict:
     steady samples/s, and the projected time of the paper's 200-epoch run."""
     import torch
 
-    from stochep.data.augment import augment_batch
-    from stochep.training.models import image_shape
     from stochep.training.presets import load_preset
     from stochep.training.trainer import Trainer
 
@@ -538,19 +536,12 @@ def part_cifar(args) -> dict:
         idx = order[b * B:(b + 1) * B]
         sync(dev)
         t0 = time.perf_counter()
-        x, y = tr.inputs(tr.data.x_train[idx]), tr.data.y_train[idx].to(dev)
-        if cfg.augment:
-            img = x.reshape(len(x), *image_shape(tr.data.input_shape))
-            x = augment_batch(img, tr.streams.data, cfg.augment_pad,
-                              cfg.augment_flip).reshape(x.shape)
-        res = tr.rule.gradients(tr.net, x, y)
-        tr._check_finite(res.free, b)
-        tr._step()
-        correct += (tr.net.predict(res.free[-1]) == y).sum().item()  # syncs
+        m = tr.train_step(tr.data.x_train[idx], tr.data.y_train[idx], index=idx, batch=b)
+        correct += m["correct"]  # .item() inside: syncs
         dt = time.perf_counter() - t0
         train_s += dt
         batches += 1
-        seen += len(y)
+        seen += m["n"]
         if batches <= warm_batches:
             warm_s += dt
         last = train_s >= train_budget or (max_batches and batches >= max_batches)

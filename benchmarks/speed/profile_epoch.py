@@ -24,7 +24,7 @@ PARTS = [("train_epoch", "training/trainer.py", "train_epoch"), ("phases", "rule
          ("  spike sampling", "neurons/hard_sigmoid.py", "sample"),
          ("contrast", "rules/ep.py", "contrast_difference"),
          ("optimizer", "optimizer.py", "wrapper"),
-         ("finiteness checks", "training/trainer.py", "_check_finite"),
+         ("finiteness checks", "training/trainer.py", "check_finite"),
          ("layer metrics", "training/activity.py", "layer_activity"),
          ("evaluation", "training/trainer.py", "evaluate")]
 

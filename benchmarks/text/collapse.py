@@ -148,11 +148,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for b in range(nb):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = tr.inputs(x_all[idx]), y_all[idx]
-            res = tr.rule.gradients(tr.net, x, y)
-            tr._step()
-            c = (tr.net.predict(res.free[-1]) == y).sum().item()
-            corr, seen, ecorr, eseen = corr + c, seen + len(y), ecorr + c, eseen + len(y)
+            c, n = (tr.train_step(x_all[idx], y_all[idx], index=idx, batch=b)[k]
+                    for k in ("correct", "n"))
+            corr, seen, ecorr, eseen = corr + c, seen + n, ecorr + c, eseen + n
             if (b + 1) % args.probe_every == 0 or b + 1 == nb:
                 train_time += time.perf_counter() - t0
                 record(epoch + 1, b + 1, corr / seen, args.grad and b + 1 == nb)

@@ -53,6 +53,9 @@ def _add_train(sub):
                    help="continue the run in --out from checkpoint_last.pt; with --epochs N "
                    "beyond its end it trains on to N (a cosine schedule becomes the N-epoch one)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--log", action="append", default=[], choices=("tensorboard",),
+                   help="also log to TensorBoard, under RUNDIR/tensorboard (needs the "
+                   "[tensorboard] extra)")
     p.add_argument("--nproc", type=int, default=1,
                    help="data-parallel processes on this machine (torchrun underneath; "
                    "docs/scale-out.md)")
@@ -292,7 +295,7 @@ def cmd_train(args) -> int:
         trainer, out = (_resume_run if args.resume else _new_run)(args, held)
         if trainer.dp.main:
             print(f"run directory: {out}", file=sys.stderr)
-        summary = trainer.fit()
+        summary = trainer.fit(callbacks=_loggers(args, out))
     trainer.dp.close()  # not on an error: a barrier there could wait for a rank that died
     if not trainer.dp.main:  # rank 0 reports for the group
         return 0
@@ -301,6 +304,14 @@ def cmd_train(args) -> int:
           f"test_accuracy_at_best_val={_fmt(summary['test_accuracy_at_best_val'])} "
           f"train_time_s={summary['train_time_s']:.1f}")
     return 0
+
+
+def _loggers(args, out: str) -> list:
+    """The callbacks ``--log`` asks for (``training.callbacks``)."""
+    from stochep.training.callbacks import TensorBoard
+
+    return [TensorBoard(os.path.join(out, "tensorboard")) for kind in args.log
+            if kind == "tensorboard"]
 
 
 def _resume_run(args, held: contextlib.ExitStack):

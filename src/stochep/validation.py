@@ -22,6 +22,11 @@ def check_unit_interval(name: str, value) -> None:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
 
+def check_nonzero(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value == 0:
+        raise ValueError(f"{name} must be a finite nonzero number (|{name}| > 0), got {value!r}")
+
+
 def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")

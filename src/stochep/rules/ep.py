@@ -39,6 +39,7 @@ from stochep.validation import (
     check_choice,
     check_ep_noise_options,
     check_int_at_least,
+    check_nonzero,
     check_positive,
 )
 
@@ -68,8 +69,7 @@ class EP(LearningRule):
     streams: Streams | None = field(default=None, compare=False)
 
     def __post_init__(self):
-        # the nudge strength; the estimator chooses the signs of the nudged phases
-        check_positive("beta", self.beta)
+        check_nonzero("beta", self.beta)  # a rule built by hand may nudge with either sign
         check_int_at_least("T_free", self.T_free, 1)
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_choice("estimator", self.estimator, ESTIMATORS)
@@ -79,6 +79,8 @@ class EP(LearningRule):
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> EP:
+        # a config's beta is the nudge strength: the estimator chooses the phases' signs
+        check_positive("beta", cfg.beta)
         return cls(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
                    cfg.shared_noise, Dynamics.from_config(cfg), cfg.dynamics_dtype, streams)
 

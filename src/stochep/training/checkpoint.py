@@ -211,3 +211,20 @@ def convert_checkpoint(old: str, new: str, trust: bool = False) -> dict:
     validate_checkpoint(v2, old)
     save_atomic(v2, new)
     return v2
+
+
+def write_atomic_text(path: str, text: str) -> None:
+    """Write, fsync, rename over ``path``, then fsync the folder so the rename is durable."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise CheckpointError(write_failure(path, e)) from None
+

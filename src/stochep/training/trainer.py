@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -22,7 +21,6 @@ import weakref
 from dataclasses import dataclass
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from stochep.data import Dataset
@@ -34,14 +32,8 @@ from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 from stochep.rules import FrameSequence, TrainingDiverged
 
 from .activity import activity_warnings, layer_activity
-from .checkpoint import (
-    CKPT_FORMAT,
-    CheckpointError,
-    fsync_dir,
-    load_checkpoint,
-    save_atomic,
-    write_failure,
-)
+from .callbacks import Callback, Checkpoints, Progress
+from .checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint
 from .config import Config, check_device
 from .distributed import DataParallel
 from .models import build_network, image_shape
@@ -137,8 +129,7 @@ class Trainer:
         # checkpoint it resumes: a run that ends in between cannot be trained over)
         self.run_lock = (run_lock or RunLock(out_dir)) if out_dir and self.dp.main else None
         self.progress = progress and self.dp.main
-        # the redrawn bar only in a terminal; a log file gets one line per epoch
-        self.bar = self.progress and sys.stderr.isatty()
+        self.callbacks: list[Callback] = []  # while fit() runs (callbacks.py)
         self.device = torch.device(cfg.device)
         self.net = build_network(cfg, data.input_shape, data.n_classes,
                                  data.embedding).to(self.device)
@@ -249,6 +240,8 @@ class Trainer:
 
     # ---- one epoch --------------------------------------------------------------------
     def train_epoch(self) -> EpochStats:
+        """One pass over the training set in a seeded random order, :meth:`train_step` per
+        batch; the scheduler steps once at the end."""
         cfg, net = self.cfg, self.net
         x_all, y_all = self.data.x_train, self.data.y_train
         order = torch.randperm(len(y_all), generator=self.streams.data)
@@ -256,53 +249,77 @@ class Trainer:
         tot_loss = tot_correct = 0.0
         activity = LayerMeter(len(net.layer_shapes))
         seen = 0
-        bar = tqdm(range(n_batches), desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                   disable=not self.bar, leave=False, dynamic_ncols=True)
-        for b in bar:
+        for b in range(n_batches):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = self.inputs(x_all[idx]), y_all[idx].to(self.device)
-            if cfg.augment:  # on the image (a flat 784 is read as 1x28x28), then back
-                img = x.reshape(len(x), *image_shape(self.data.input_shape))
-                x = augment_batch(img, self.streams.data, cfg.augment_pad,
-                                  cfg.augment_flip).reshape(x.shape)
-            x, y = self.dp.shard(x), self.dp.shard(y)  # this rank's part of the global batch
-            n = len(y)
-            if n == 0:  # a last batch smaller than the world: this rank adds nothing
-                for p in net.parameters():
-                    p.grad = torch.zeros_like(p)
-                self.dp.average_grads(net.parameters(), 0)
-                self._step()
+            m = self.train_step(x_all[idx], y_all[idx], index=idx, batch=b)
+            if m["n"] == 0:
                 continue
-            if self.frames:
-                res = self.rule.gradients(net, x, y, optimizer=self.opt)
-            elif self.store is not None:
-                init = self.store.get(idx)
-                rule = self.rule if init is None else self.persist_rule
-                res = rule.gradients(net, x, y, init=init)
-                self.store.put(idx, res.free)
-            else:
-                res = self.rule.gradients(net, x, y)
-            free, loss, nudged = res.free, res.loss, res.nudged
-            self.dp.average_grads(net.parameters(), n)
-            self._check_finite(free, b)
-            before = [p.detach().clone() for p in net.parameters()]
-            self._step()
-            seen += n
-            tot_loss += loss.sum().item()
-            pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
-            tot_correct += (pred == y).sum().item()
-            activity.add(layer_activity(net, free), _step_ratios(net, before), n,
-                         None if nudged is None else layer_activity(net, nudged))
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}",
-                            rate="/".join(f"{r:.2f}" for r in activity.mean("rate")))
-        bar.close()
+            seen += m["n"]
+            tot_loss += m["loss_sum"]
+            tot_correct += m["correct"]
+            activity.add(m["layers"], m["update_ratio"], m["n"], m["nudged_layers"])
+            for cb in self.callbacks:
+                cb.on_batch_end(self, b, m)
         self.sched.step()
         seen, tot_loss, tot_correct = self.dp.sum(seen, tot_loss, tot_correct)
         # layer activity is rank 0's shard's (a sample of the batch), not summed over ranks
         return EpochStats(tot_loss / seen, tot_correct / seen, activity.mean("rate"),
                           activity.summary())
 
-    def _step(self) -> None:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor | None = None,
+                   batch: int = 0) -> dict:
+        """One optimizer step on a batch ``(x, y)`` of training samples (shaped as the
+        dataset's, on any device): augmentation if configured, this rank's shard, the rule's
+        gradients, the finiteness check, the step and the weight average. ``index``: the
+        samples' positions in the training set (persistent free states need them); ``batch``
+        names the batch in a divergence message.
+
+        Returns the batch's metrics: ``loss`` (mean cost at the free state), ``correct`` and
+        ``acc``, ``n`` (this rank's samples), ``rates`` and per layer ``layers`` (free-phase
+        activity), ``nudged_layers`` and ``update_ratio`` (|update| / |weight|)."""
+        cfg, net = self.cfg, self.net
+        x, y = self.inputs(x), y.to(self.device)
+        if cfg.augment:  # on the image (a flat 784 is read as 1x28x28), then back
+            img = x.reshape(len(x), *image_shape(self.data.input_shape))
+            x = augment_batch(img, self.streams.data, cfg.augment_pad,
+                              cfg.augment_flip).reshape(x.shape)
+        x, y = self.dp.shard(x), self.dp.shard(y)  # this rank's part of the global batch
+        n = len(y)
+        if n == 0:  # a last batch smaller than the world: this rank adds nothing
+            for p in net.parameters():
+                p.grad = torch.zeros_like(p)
+            self.dp.average_grads(net.parameters(), 0)
+            self.optimizer_step()
+            return {"n": 0, "loss": 0.0, "loss_sum": 0.0, "correct": 0, "acc": 0.0, "rates": [],
+                    "layers": [], "nudged_layers": None, "update_ratio": []}
+        if self.frames:
+            res = self.rule.gradients(net, x, y, optimizer=self.opt)
+        elif self.store is not None:
+            if index is None:
+                raise ValueError("persist_free needs index= (the samples' positions in the "
+                                 "training set) in train_step")
+            init = self.store.get(index)
+            rule = self.rule if init is None else self.persist_rule
+            res = rule.gradients(net, x, y, init=init)
+            self.store.put(index, res.free)
+        else:
+            res = self.rule.gradients(net, x, y)
+        free, loss, nudged = res.free, res.loss, res.nudged
+        self.dp.average_grads(net.parameters(), n)
+        self.check_finite(free, batch)
+        before = [p.detach().clone() for p in net.parameters()]
+        self.optimizer_step()
+        pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
+        correct = (pred == y).sum().item()
+        layers = layer_activity(net, free)
+        loss_sum = loss.sum().item()
+        return {"n": n, "loss": loss_sum / n, "loss_sum": loss_sum, "correct": correct,
+                "acc": correct / n,
+                "rates": [a["rate"] for a in layers], "layers": layers,
+                "nudged_layers": None if nudged is None else layer_activity(net, nudged),
+                "update_ratio": _step_ratios(net, before)}
+
+    def optimizer_step(self) -> None:
         """One optimizer step, folded into the weight average if there is one (with
         ``frame_update='frame'`` the rule steps per frame and the average once per batch)."""
         self.opt.step()
@@ -324,7 +341,9 @@ class Trainer:
         idx = torch.arange(len(x))
         return x[idx, idx % x.shape[1]]
 
-    def _check_finite(self, states, batch: int) -> None:
+    def check_finite(self, states, batch: int = 0) -> None:
+        """Raise :class:`TrainingDiverged` if ``states``, a weight or a gradient holds NaN or
+        inf (``batch`` numbers the batch in the message)."""
         where = f"epoch {self.epoch + 1}, batch {batch + 1}"
         if not all(torch.isfinite(s).all() for s in states):
             raise TrainingDiverged(f"NaN/inf in neuron states at {where}")
@@ -394,16 +413,22 @@ class Trainer:
             return self._evaluate(x, y, batch_size)
 
     @torch.no_grad()
-    def _evaluate_own(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-        """:meth:`evaluate` on the run's own (already checked) validation or test split."""
+    def _evaluate_own(self, x: torch.Tensor, y: torch.Tensor, split: str = "val",
+                      batch_size: int = 1000) -> float:
+        """:meth:`evaluate` on the run's own (already checked) validation or test split; the
+        callbacks see each scored batch (``on_eval_batch``: a bar in a terminal)."""
         with self._eval_weights():
-            return self._evaluate(x, y, batch_size)
+            return self._evaluate(x, y, batch_size, split)
 
-    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                  split: str | None = None) -> float:
         total = len(y)
         x, y = self.dp.shard(x), self.dp.shard(y)  # data-parallel: each rank its share
-        correct = sum((s.argmax(1) == y[i * batch_size:(i + 1) * batch_size]).sum().item()
-                      for i, s in enumerate(self._scores(x, batch_size)))
+        correct, n_batches = 0, math.ceil(len(y) / batch_size)
+        for i, s in enumerate(self._scores(x, batch_size)):
+            correct += (s.argmax(1) == y[i * batch_size:(i + 1) * batch_size]).sum().item()
+            for cb in self.callbacks if split else ():
+                cb.on_eval_batch(self, split, i + 1, n_batches)
         return self.dp.sum(correct)[0] / total
 
     # ---- checkpoints --------------------------------------------------------------------
@@ -469,19 +494,22 @@ class Trainer:
                     1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
             sched._last_lr = [g["lr"] for g in self.opt.param_groups]
 
-    def _path(self, name: str) -> str:
+    def path(self, name: str) -> str:
+        """A file of the run directory."""
         return os.path.join(self.out_dir, name)
 
     def resume(self) -> None:
         """Continue the run saved in this trainer's run directory (``checkpoint_last.pt``)."""
-        self.load_state_dict(load_checkpoint(self._path("checkpoint_last.pt")))
+        self.load_state_dict(load_checkpoint(self.path("checkpoint_last.pt")))
         self.overwrite = True  # it is this run's own directory now
 
     # ---- the run ------------------------------------------------------------------------
-    def fit(self, stop_after: int | None = None) -> dict:
+    def fit(self, stop_after: int | None = None, callbacks: list[Callback] = ()) -> dict:
         """Train until ``cfg.epochs`` (or until epoch ``stop_after``); returns the summary.
-        With a run directory, the run holds its lock while it trains (:mod:`.rundir`): a second
-        process that opens it stops with one line naming this one."""
+        ``callbacks`` (:mod:`.callbacks`) run after the trainer's own (checkpoints and metrics
+        with a run directory, progress). With a run directory, the run holds its lock while
+        it trains (:mod:`.rundir`): a second process that opens it stops with one line naming
+        this one, and a directory that holds another run is refused unless ``overwrite``."""
         if self.other_data:
             raise CheckpointError(self.other_data)
         if self.eval_only:
@@ -489,15 +517,25 @@ class Trainer:
             raise ValueError(f"this run was trained on your own dataset {fp!r} and was rebuilt "
                              "without it, to score inputs; to train on, pass the same tensors: "
                              "Trainer.from_run(out_dir, data=Dataset.from_tensors(...))")
-        if self.run_lock is not None:
-            with self.run_lock:
-                self._check_run_dir()
-                return self._fit(stop_after)
-        return self._fit(stop_after)
+        self.callbacks = self.default_callbacks() + list(callbacks)
+        try:
+            if self.run_lock is not None:
+                with self.run_lock:
+                    self._check_run_dir()
+                    return self._fit(stop_after)
+            return self._fit(stop_after)
+        finally:
+            self.callbacks = []
+
+    def default_callbacks(self) -> list[Callback]:
+        """The run's own jobs: :class:`Checkpoints` with a run directory, :class:`Progress`
+        unless ``progress=False`` (rank 0 only)."""
+        return ([Checkpoints()] if self.out_dir else []) + \
+            ([Progress()] if self.progress else [])
 
     def _check_run_dir(self) -> None:
         """Refuse to train over a run this trainer did not resume (as the CLI refuses)."""
-        if not self.overwrite and os.path.exists(self._path("checkpoint_last.pt")):
+        if not self.overwrite and os.path.exists(self.path("checkpoint_last.pt")):
             raise RunExists(f"{self.out_dir} already holds a run; continue it with "
                             "Trainer.from_run(out_dir) (CLI: --resume), choose another out_dir, "
                             "or pass overwrite=True to replace it")
@@ -505,18 +543,18 @@ class Trainer:
     def _fit(self, stop_after: int | None) -> dict:
         cfg = self.cfg
         last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
-        if self.out_dir and self.dp.main:
-            _write_atomic_text(self._path("config.yaml"),
-                               yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-        t_start = time.perf_counter()
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
         while self.epoch < last:
+            for cb in self.callbacks:
+                cb.on_epoch_start(self)
             t0 = time.perf_counter()
             stats = self.train_epoch()
-            self._check_weights(f"after the last update of epoch {self.epoch + 1}")
+            self.check_weights(f"after the last update of epoch {self.epoch + 1}")
             dt = time.perf_counter() - t0
             self.train_time += dt
             val_acc = self._evaluate_own(*self.val) if self.val is not None else None
-            test_acc = self._evaluate_own(self.data.x_test, self.data.y_test) \
+            test_acc = self._evaluate_own(self.data.x_test, self.data.y_test, "test") \
                 if self._scores_test(val_acc) else None
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
@@ -527,25 +565,19 @@ class Trainer:
             improved = self._select(val_acc, test_acc)
             if self.dp.main:
                 self._warn_activity(stats)
-            if self.progress:
-                self._log_epoch(row, time.perf_counter() - t_start)
-            if self.out_dir:
-                self._save_epoch(row, improved)
-                self.overwrite = True  # the directory now holds this run
-        return self.summary()
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, row, improved)
+        summary = self.summary()
+        for cb in self.callbacks:
+            cb.on_fit_end(self, summary)
+        return summary
 
-    def _log_epoch(self, row: dict, elapsed: float) -> None:
-        """One line per epoch on stderr: loss, accuracies, per-layer firing, times (in a
-        terminal above the progress bar; in a log file the only output, never bar redraws)."""
-        accs = "".join(f"  {k} {row[k]:.4f}" for k in ("train_acc", "val_acc", "test_acc")
-                       if row[k] is not None)
-        rates = "/".join(f"{r:.2f}" for r in row["firing_rate"])
-        line = (f"epoch {row['epoch']}/{self.cfg.epochs}  loss {row['train_loss']:.4f}{accs}  "
-                f"rates {rates}  {row['time_s']:.1f}s  elapsed {elapsed:.0f}s")
-        if self.bar:
-            tqdm.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr, flush=True)
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.data.y_train) / self.cfg.batch_size)
+
+    def steps_done(self) -> int:
+        """Optimizer steps of the finished epochs (a global step for loggers)."""
+        return self.epoch * self.batches_per_epoch()
 
     def _warn_activity(self, stats: EpochStats) -> None:
         """Print each silent/saturated-layer warning once per run, in one line (stderr)."""
@@ -574,25 +606,13 @@ class Trainer:
         self.test_acc_at_best_val = test_acc
         return True
 
-    def _check_weights(self, when: str) -> None:
+    def check_weights(self, when: str) -> None:
+        """Raise :class:`TrainingDiverged` if a weight holds NaN or inf."""
         for name, p in self.net.named_parameters():
             if not torch.isfinite(p).all():
                 raise TrainingDiverged(f"NaN/inf in {name} {when}; the checkpoints of the last "
                                        "finished epoch are kept; lower lr or beta")
 
-    def _save_epoch(self, row: dict, improved: bool) -> None:
-        self._check_weights(f"before saving epoch {self.epoch}")
-        state = self.state_dict()  # collective: every rank takes part
-        if not self.dp.main:  # only rank 0 writes
-            return
-        save_atomic(state, self._path("checkpoint_last.pt"))
-        if improved:
-            save_atomic(state, self._path("checkpoint_best.pt"))
-        # metrics.jsonl is rewritten from the checkpointed history, so a resumed run never
-        # duplicates or loses a line.
-        _write_atomic_text(self._path("metrics.jsonl"),
-                           "".join(json.dumps(r) + "\n" for r in self.history))
-        _write_atomic_text(self._path("summary.json"), json.dumps(self.summary(), indent=2))
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
@@ -614,20 +634,3 @@ def use_deterministic() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-def _write_atomic_text(path: str, text: str) -> None:
-    """Write, fsync, rename over ``path``, then fsync the folder so the rename is durable."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise CheckpointError(write_failure(path, e)) from None
-

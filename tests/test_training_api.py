@@ -1,0 +1,88 @@
+"""The public training layer: a researcher's own loop with train_step, callbacks in fit, the
+TensorBoard logger, and the progress bar in a terminal."""
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import TINY
+
+from stochep import Config, Trainer
+from stochep.training.callbacks import Callback
+
+
+def test_an_own_loop_of_train_step_trains_like_fit(digits):
+    # the loop of docs/usage.md ("Your own loop")
+    cfg = Config(**{**TINY, "epochs": 2, "seed": 4})
+    tr = Trainer(cfg, digits, progress=False)
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(len(tr.data.y_train), generator=tr.streams.data)
+        for b, idx in enumerate(order.split(cfg.batch_size)):
+            metrics = tr.train_step(tr.data.x_train[idx], tr.data.y_train[idx], index=idx)
+        tr.sched.step()
+    acc = tr.evaluate(digits.x_test, digits.y_test)
+    assert set(metrics) >= {"loss", "acc", "n", "rates", "update_ratio"}
+    ref = Trainer(cfg, digits, progress=False)
+    ref.fit()
+    # the same seeded batches, the same steps: the same weights as fit()
+    for p, q in zip(tr.net.parameters(), ref.net.parameters()):
+        assert torch.equal(p, q)
+    assert acc == ref.evaluate(digits.x_test, digits.y_test) > 0.3  # chance: 0.1
+
+
+def test_callbacks_see_every_batch_and_epoch_in_order(digits, tmp_path):
+    calls = []
+
+    class Spy(Callback):
+        def on_fit_start(self, trainer):
+            calls.append("start")
+
+        def on_batch_end(self, trainer, batch, metrics):
+            calls.append(("batch", trainer.epoch, batch))
+
+        def on_epoch_end(self, trainer, row, improved):
+            # the checkpoint callback ran before the user's: the epoch is on disk
+            assert (tmp_path / "run" / "checkpoint_last.pt").exists()
+            calls.append(("epoch", row["epoch"]))
+
+        def on_fit_end(self, trainer, summary):
+            calls.append(("end", summary["epochs"]))
+
+    tr = Trainer(Config(**{**TINY, "epochs": 2}), digits, str(tmp_path / "run"), progress=False)
+    tr.fit(callbacks=[Spy()])
+    n = tr.batches_per_epoch()
+    assert calls[0] == "start" and calls[-1] == ("end", 2)
+    assert calls[1:n + 1] == [("batch", 0, b) for b in range(n)]
+    assert calls[n + 1] == ("epoch", 1) and calls[2 * n + 2] == ("epoch", 2)
+
+
+def test_log_tensorboard_writes_an_events_file(tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "R"
+    r = subprocess.run([sys.executable, "-m", "stochep", "train", "--epochs", "2", "--log",
+                        "tensorboard", "--out", str(out), "--no-progress", "--set", "layers=[32]",
+                        "--set", "T_free=8", "--set", "T_nudge=3"],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"epoch/val_acc", "epoch/train_loss", "firing_rate/layer1", "batch/loss"} <= set(tags)
+    assert [e.step for e in acc.Scalars("epoch/val_acc")] == [1, 2]
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a pty")
+def test_the_progress_bar_appears_in_a_terminal(tmp_path):
+    cmd = (f"{sys.executable} -m stochep train --epochs 1 --out {tmp_path / 'run'} "
+           "--set layers=[32] --set T_free=8 --set T_nudge=3")
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
+                       check=False, env=dict(os.environ, COLUMNS="120"))
+    assert r.returncode == 0, r.stdout
+    assert "epoch 1/1:" in r.stdout and "it/s" in r.stdout or "s/it" in r.stdout, r.stdout
+    assert "epoch 1/1  loss" in r.stdout
