@@ -52,6 +52,7 @@ def test_presets_command_lists_table_3_rows():
     assert "mnist-1fc" in res.stdout and "mnist-2fc" in res.stdout and "97.46" in res.stdout
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):
     ref, cut = tmp_path / "ref", tmp_path / "cut"
     common = ["train", "--epochs", "4", "--seed", "1", *FAST]
@@ -81,6 +82,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted_run(tmp_path):
     assert_one_line_error(run(*common, "--out", str(cut)), "already holds a run")
 
 
+@pytest.mark.slow
 def test_eval_reports_the_accuracy_the_run_reported(tmp_path):
     out = tmp_path / "run"
     assert run("train", "--epochs", "1", *FAST, "--out", str(out)).returncode == 0
@@ -99,6 +101,7 @@ def test_eval_reports_the_accuracy_the_run_reported(tmp_path):
                               "readout_average=0"), "readout_average")
 
 
+@pytest.mark.slow
 def test_gradcheck_command_passes_and_prints_cosine_min():
     res = run("gradcheck", "--widths", "64", "32", "--T", "600")
     assert res.returncode == 0, res.stdout + res.stderr

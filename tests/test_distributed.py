@@ -1,3 +1,4 @@
+import pytest
 """Data-parallel training (distributed.py): two gloo processes on loopback, launched the way a
 user does (``stochep train --nproc 2``), against one process with the same global batch."""
 import os
@@ -22,6 +23,7 @@ def _train(out, *extra, nproc=1):
     return torch.load(os.path.join(out, "checkpoint_last.pt"), weights_only=True)
 
 
+@pytest.mark.slow
 def test_two_processes_follow_one_process_with_the_same_global_batch(tmp_path):
     # mean-field spikes: then the only difference is where the batch is split
     one = _train(tmp_path / "one", "--set", "spikes=rate")
@@ -34,6 +36,7 @@ def test_two_processes_follow_one_process_with_the_same_global_batch(tmp_path):
     assert not (tmp_path / "two" / "checkpoint_last.pt.tmp").exists()
 
 
+@pytest.mark.slow
 def test_a_data_parallel_run_resumes_exactly(tmp_path):
     # Bernoulli spikes; a constant lr, so 1 epoch + 1 resumed equals 2 planned epochs
     full = _train(tmp_path / "full", "--epochs", "2", "--set", "scheduler=none", nproc=2)

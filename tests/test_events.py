@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TEST, TRAIN, random_recording, write_tonic
+from helpers import random_recording, write_tonic
 from shared_data import needs_data
 
 from stochep.data import DataError, dataset_shape, load_dataset

@@ -54,6 +54,7 @@ def test_net_of_x_gives_class_scores_as_evaluation_does(digits, tmp_path):
     assert again.evaluate(x, y) == pytest.approx(tr.evaluate(x, y))
 
 
+@pytest.mark.slow
 def test_the_readme_python_example_matches_the_cli_first_epoch(tmp_path, monkeypatch):
     """The README's quick-start block, run as written, uses the CLI's recipe: its first epoch
     is the CLI's first epoch."""
@@ -115,6 +116,7 @@ def test_bad_tensors_are_one_clear_error(args, match):
 
 
 # ---- command line ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_short_run_on_a_subset(tmp_path):
     res = run("train", "--epochs", "1", "--train-subset", "200", "--val-fraction", "0.25",
               "--no-progress", "--out", str(tmp_path / "r"), *FAST)
@@ -138,6 +140,7 @@ def test_device_flag():
     one_line(run("train", "--device", "tpu"), "device must be 'cpu', 'cuda' or 'cuda:N'")
 
 
+@pytest.mark.slow
 def test_eval_works_from_another_folder(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -152,6 +155,7 @@ def test_eval_works_from_another_folder(tmp_path):
     assert res.returncode == 0 and "test_accuracy=" in res.stdout, res.stderr
 
 
+@pytest.mark.slow
 def test_every_help_text_is_complete():
     res = run("--help")
     assert res.returncode == 0
@@ -163,6 +167,7 @@ def test_every_help_text_is_complete():
     assert "Equilibrium Propagation." in res.stdout.replace("\n", " ")
 
 
+@pytest.mark.slow
 def test_resume_beyond_the_end_trains_on_and_below_it_is_one_line(tmp_path):
     out = str(tmp_path / "r")
     assert run("train", "--epochs", "2", "--no-progress", "--out", out, *FAST).returncode == 0
@@ -180,6 +185,7 @@ def test_resume_beyond_the_end_trains_on_and_below_it_is_one_line(tmp_path):
     assert ck["scheduler"]["T_max"] == 3
 
 
+@pytest.mark.slow
 def test_progress_in_a_log_file_is_one_line_per_epoch(tmp_path):
     res = run("train", "--epochs", "2", "--out", str(tmp_path / "r"), *FAST)  # stderr: a pipe
     assert res.returncode == 0, res.stderr
@@ -190,6 +196,7 @@ def test_progress_in_a_log_file_is_one_line_per_epoch(tmp_path):
         assert key in epochs[0]
 
 
+@pytest.mark.slow
 def test_plot_draws_several_runs_and_says_so_without_matplotlib(tmp_path, monkeypatch, capsys):
     for name in ("a", "b"):
         assert run("train", "--epochs", "2", "--no-progress", "--out", str(tmp_path / name),
@@ -238,6 +245,7 @@ def test_resume_holds_the_lock_before_it_reads_the_checkpoint(tmp_path, monkeypa
     assert held == [True]
 
 
+@pytest.mark.slow
 def test_one_writer_per_run_directory_and_sigkill_releases_the_lock(tmp_path):
     out = str(tmp_path / "r")
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -34,6 +34,7 @@ def _run(tmp_path, part, extra, budget=40):
     return res, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", sorted(PARTS))
 def test_each_part_runs_in_quick_mode_and_writes_its_json(tmp_path, part):
     res, d = _run(tmp_path, part, PARTS[part])
@@ -58,6 +59,7 @@ def test_each_part_runs_in_quick_mode_and_writes_its_json(tmp_path, part):
         assert d["counts"].get("passed", 0) >= 2 and not d["counts"].get("failure")
 
 
+@pytest.mark.slow
 def test_a_failed_part_is_recorded_with_what_it_wrote(tmp_path):
     _run(tmp_path, "env", [])
     log = tmp_path / "env.log"
@@ -71,6 +73,7 @@ def test_a_failed_part_is_recorded_with_what_it_wrote(tmp_path):
     assert "out of memory" in d["log_tail"] and d["modules"]  # the part's own rows are kept
 
 
+@pytest.mark.slow
 def test_check_sh_parses_its_arguments_and_guards_each_part(tmp_path):
     """The shell wrapper end to end on the cheapest part, and a part that fails (an unknown
     preset) is recorded while the script goes on to the next one."""

@@ -152,6 +152,7 @@ def test_memory_tool_measures_the_attention_net():
     assert measure_step_memory(cfg, "ep", 4)["peak_bytes"] > 0
 
 
+@pytest.mark.slow
 def test_gradcheck_on_real_reviews(capsys):
     root = needs_data("imdb")
     assert main(["gradcheck", "--preset", "imdb-1ha1fc", "--narrow", "8", "--data-dir", str(root),

@@ -80,6 +80,7 @@ def test_tracker_agrees_with_profiler_allocator_events():
     assert peak > 0 and abs(t.peak - peak) <= 0.01 * peak
 
 
+@pytest.mark.slow
 def test_cli_memory_runs_in_subprocesses_and_bptt_exceeds_ep(tmp_path, capsys, monkeypatch):
     """mnist-1fc (dense, T_free = 60), batch 64: the CLI measures each rule in its own process.
 

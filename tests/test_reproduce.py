@@ -1,3 +1,4 @@
+import pytest
 """`stochep reproduce`: rows run or collected, Markdown report with ours, paper's, difference."""
 import json
 
@@ -5,6 +6,7 @@ from stochep.cli import main
 from stochep.tools.reproduce import command, report, table1
 
 
+@pytest.mark.slow
 def test_energy_table_runs_then_collects_and_reports_side_by_side(tmp_path, capsys):
     assert main(["reproduce", "energy", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "energy.md").read_text()

@@ -130,6 +130,7 @@ def _compiled_digits_run(monkeypatch, min_gain, compile=True, min_gain_later=Non
     return tr, graphs
 
 
+@pytest.mark.slow
 def test_compile_builds_few_graphs_and_none_after_the_first_epoch(monkeypatch):
     tr, graphs = _compiled_digits_run(monkeypatch, min_gain=0.0)  # always keep compiling
     assert tr.dynamics.compile_refused is None and tr.dynamics.compile_error is None

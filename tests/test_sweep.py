@@ -19,6 +19,7 @@ def test_seed_ranges_and_lists_parse_and_bad_ones_fail_clearly():
             parse_seeds(bad)
 
 
+@pytest.mark.slow
 def test_sweep_reports_mean_and_std_then_skips_finished_and_resumes_killed(tmp_path, capsys):
     out = tmp_path / "sw"
     assert main(["sweep", "--seeds", "0-1", "--jobs", "2", "--out", str(out), *TINY]) == 0

@@ -34,6 +34,7 @@ def test_small_network_learns_real_digits_well_above_chance(digits):
     assert len(rates) == 2 and all(0 < r < 1 for r in rates)
 
 
+@pytest.mark.slow
 def test_module_entry_point_trains_one_short_epoch(tmp_path):
     out = subprocess.run([sys.executable, "-m", "stochep", "train", "--epochs", "1", "--no-progress",
                           "--out", str(tmp_path / "run"), "--set", "layers=[16]",

@@ -58,6 +58,7 @@ def test_callbacks_see_every_batch_and_epoch_in_order(digits, tmp_path):
     assert calls[n + 1] == ("epoch", 1) and calls[2 * n + 2] == ("epoch", 2)
 
 
+@pytest.mark.slow
 def test_log_tensorboard_writes_an_events_file(tmp_path):
     pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -77,6 +78,7 @@ def test_log_tensorboard_writes_an_events_file(tmp_path):
     assert [e.step for e in acc.Scalars("epoch/val_acc")] == [1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux `script` for a pty")
 def test_the_progress_bar_appears_in_a_terminal(tmp_path):
     cmd = (f"{sys.executable} -m stochep train --epochs 1 --out {tmp_path / 'run'} "

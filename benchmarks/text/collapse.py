@@ -139,7 +139,6 @@ def main(argv=None) -> int:
 
     record(0, 0, None, args.grad)
     epoch_rows = []
-    stop = False
     for epoch in range(cfg.epochs):
         x_all, y_all = tr.data.x_train, tr.data.y_train
         order = torch.randperm(len(y_all), generator=tr.streams.data)
