@@ -1,10 +1,10 @@
-import pytest
 """Data-parallel training (distributed.py): two gloo processes on loopback, launched the way a
 user does (``stochep train --nproc 2``), against one process with the same global batch."""
 import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from stochep.cli import main

@@ -1,6 +1,7 @@
-import pytest
 """`stochep reproduce`: rows run or collected, Markdown report with ours, paper's, difference."""
 import json
+
+import pytest
 
 from stochep.cli import main
 from stochep.tools.reproduce import command, report, table1

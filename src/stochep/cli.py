@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from stochep.plugins import PluginError, load_installed, load_plugins, split_plugin_args
 from stochep.rules import RULES, TrainingDiverged
 from stochep.training.checkpoint import CheckpointError, convert_checkpoint, load_checkpoint
 from stochep.training.config import Config, ConfigError, check_device, load_yaml
@@ -224,6 +225,10 @@ def build_config(args) -> Config:
                      ("device", getattr(args, "device", None))):
         if val is not None:
             cfg.set(key, val)
+    plugins = [os.path.abspath(p) if p.endswith(".py") else p
+               for p in getattr(args, "plugins", [])]
+    if plugins:  # recorded, so that --resume, eval and the --nproc workers import them again
+        cfg.plugins = list(dict.fromkeys(cfg.plugins + plugins))
     return cfg.apply_overrides(args.set).validate()
 
 
@@ -575,10 +580,13 @@ HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": c
             "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stochep", description=__doc__.split("\n\n")[0],
                                      epilog="Without a command, stochep runs `stochep train` on "
-                                     "the embedded digits default.")
+                                     "the embedded digits default. Parts from outside the "
+                                     "package: --plugin MODULE (repeatable, before or after the "
+                                     "command), $STOCHEP_PLUGINS or the stochep.plugins entry "
+                                     "point group (docs/extending.md).")
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_eval(sub)
@@ -592,11 +600,25 @@ def main(argv=None) -> int:
     _add_analyze(sub)
     _add_sweep(sub)
     _add_reproduce(sub)
-    argv = list(sys.argv[1:] if argv is None else argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:  # parts from outside the package register before the parser lists the choices
+        plugins, argv = split_plugin_args(given)
+        load_installed()
+        load_plugins(plugins)
+    except PluginError as e:
+        print(f"stochep: error: {e}", file=sys.stderr)
+        return 2
+    parser = build_parser()
     if not argv or (argv[0] not in HANDLERS and argv[0] not in ("-h", "--help")):
         argv = ["train"] + argv  # plain `stochep` runs the default job
+        given = ["train"] + given
     args = parser.parse_args(argv)
-    args.argv = argv  # the command line as given (stochep train --nproc relaunches it)
+    args.plugins = plugins
+    args.argv = given  # the command line as given (stochep train --nproc relaunches it)
     try:
         return HANDLERS[args.command](args)
     except USER_ERRORS as e:

@@ -39,7 +39,9 @@ class Registry:
 
     def __getitem__(self, name: str) -> type:
         if name not in self._items:
-            raise ValueError(f"{self.kind} must be one of {', '.join(self._items)}; got {name!r}")
+            raise ValueError(f"{self.kind} must be one of {', '.join(self._items)}; got {name!r} "
+                             "(a part of your own: register it in a module and load that with "
+                             "--plugin MODULE, docs/extending.md)")
         return self._items[name]
 
     def __contains__(self, name: object) -> bool:

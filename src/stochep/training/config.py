@@ -22,6 +22,7 @@ from stochep.engine.costs import COSTS
 from stochep.engine.dynamics import Dynamics
 from stochep.engine.neurons import NEURONS
 from stochep.rules import RULES
+from stochep.plugins import load_plugins
 from stochep.rules.frames import FRAME_UPDATES, check_gamma
 from stochep.validation import check_choice, check_int_at_least, check_positive, check_unit_interval
 
@@ -114,6 +115,9 @@ class Config:
     seed: int = 0
     preset: str | None = None
     paper: dict = field(default_factory=dict)  # a preset's record of the paper's own values
+    # modules imported before this config is read: parts registered outside the package
+    # (stochep/plugins.py; ``stochep --plugin``), so a resumed or evaluated run finds them
+    plugins: list = field(default_factory=list)
 
     def __init__(self, **kw: Any):
         """``Config(epochs=3, beta=0.2)``: each value is checked as ``--set`` checks it (an
@@ -123,6 +127,7 @@ class Config:
         for f in fields(Config):
             setattr(self, f.name, f.default if f.default_factory is dataclasses.MISSING
                     else f.default_factory())
+        load_plugins(kw.get("plugins"))
         unknown = sorted(set(kw) - _FIELD_NAMES)
         if unknown:
             raise ConfigError("unknown config key(s): " + ", ".join(
@@ -179,6 +184,8 @@ class Config:
             raise ValueError("weight_decay and momentum must be >= 0")
         if not isinstance(self.layers, list):
             raise ValueError(f"layers must be a list, got {self.layers!r}")
+        if not all(isinstance(p, str) and p for p in self.plugins):
+            raise ValueError(f"plugins must be a list of module names, got {self.plugins!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         # the parts check their own settings; every registered rule's section is checked
@@ -273,6 +280,7 @@ class Config:
     def from_dict(cls, d: dict[str, Any]) -> Config:
         """The config of a mapping of its keys; keys of earlier versions are translated
         (:func:`upgrade_keys`), so old YAML files and checkpoints load."""
+        load_plugins(d.get("plugins"))  # before the keys that name their parts
         d = upgrade_keys(d)
         unknown = sorted(map(str, set(d) - _FIELD_NAMES))
         if unknown:
