@@ -56,3 +56,35 @@ def test_data_parallel_without_a_run_directory_is_a_one_line_error(monkeypatch, 
     assert main(["train", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "needs --out RUNDIR" in err
+
+
+def test_every_collective_gets_a_tensor_on_the_process_device(monkeypatch):
+    # NCCL refuses CPU tensors: a group of two is simulated and every all-reduce is recorded
+    import torch.distributed as dist
+
+    from stochep.training import distributed
+
+    seen = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "all_reduce", lambda t: seen.append(t.device))
+    dp = distributed.DataParallel("meta")  # a device that is not the CPU, on any machine
+    p = torch.nn.Parameter(torch.zeros(4, device="meta"))
+    p.grad = torch.zeros(4, device="meta")
+    for call in (lambda: dp.sum(3, 1.5), lambda: dp.average_grads([p], 2)):
+        try:
+            call()
+        except NotImplementedError:  # meta tensors hold no values to read back
+            pass
+    assert seen == [torch.device("meta")] * 2
+
+
+def test_a_gpu_rank_gets_its_own_gpu(monkeypatch):
+    from stochep.training.distributed import backend_for, rank_device
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rank_device("cuda:0") == torch.device("cuda", 1)
+    assert rank_device("cpu") == torch.device("cpu")
+    assert backend_for("cuda") == "nccl" and backend_for("cpu") == "gloo"

@@ -538,7 +538,8 @@ def cmd_diagnose(args) -> int:
     c = trainer.cfg
     x = trainer.network_inputs(args.batch)
     dynamics = Dynamics.from_config(c)
-    rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch], EP.from_config(c),
+    rep = diagnose(trainer.net, x, trainer.data.y_train[:args.batch].to(x.device),
+                   EP.from_config(c),
                    args.seeds, args.T_bptt, torch.float32 if args.float32 else torch.float64,
                    dynamics)
     rep.update(preset=c.preset, checkpoint=args.checkpoint, batch=args.batch,

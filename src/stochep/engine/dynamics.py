@@ -42,11 +42,19 @@ from stochep.validation import check_choice, check_int_at_least
 from .rng import SpikeRNG
 
 Observer = Callable[[int, list], None]
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    """Wait for the device's queued kernels (CUDA); nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
 COMPILE_MIN_GAIN = 1.1  # compile=true keeps the compiled step only if it is this much faster
 PROBE_STEPS = 10  # steps per timing in that comparison (Dynamics._probe)
-# the comparison is repeated every RECHECK_EVERY compiled steps (about 4% extra steps): a probe
-# on a quiet machine says nothing about the rate once a second job shares the cores
-RECHECK_EVERY = 500
+# the comparison is repeated every RECHECK_EVERY compiled steps: a probe on a quiet machine says
+# nothing about the rate once a second job shares the cores. A probe runs 4 * PROBE_STEPS = 40
+# extra steps, so 1000 keeps the overhead at 4%
+RECHECK_EVERY = 1000
 
 
 @dataclass
@@ -264,11 +272,14 @@ class Dynamics:
         try:
             if not self._compiled_calls:
                 self._step(net, consts, states, fork, *rest)  # compiles
+            sync = _synchronizer(states[0].device)
             for _ in range(2):  # interleaved, best of two, against machine noise
                 for name, fn in (("eager", self._eager), ("compiled", self._step)):
+                    sync()
                     t = time.perf_counter()
                     for _ in range(PROBE_STEPS):
                         fn(net, consts, states, fork, *rest)
+                    sync()  # on a GPU: the kernels' time, not only their launches
                     times[name] = min(times.get(name, math.inf), time.perf_counter() - t)
         except Exception:
             return  # compiling failed: _call falls back with the error message

@@ -63,7 +63,7 @@ def gradient_report(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 
     g_bp = _weight_grads(mf)
     runs = []
     for s in range(seeds if net.neuron.stochastic else 2):  # a mean-field net: 2 equal runs
-        ep_gradients(net, x, y, ep, SpikeRNG(s), torch.Generator().manual_seed(sign_seed),
+        ep_gradients(net, x, y, ep, SpikeRNG(s, x.device), torch.Generator().manual_seed(sign_seed),
                      dynamics=dynamics)
         runs.append(_weight_grads(net))
     rows = []
@@ -88,7 +88,7 @@ def diagnose(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
 
     with torch.no_grad():
         states = (dynamics or Dynamics()).relax(net, x, net.zero_states(x.shape[0], x.dtype),
-                                                ep.T_free, SpikeRNG(0)).final
+                                                ep.T_free, SpikeRNG(0, x.device)).final
     rep = gradient_report(net, x, y, ep, seeds, T_bptt, dtype=dtype, dynamics=dynamics)
     for row, act in zip(rep["layers"], layer_activity(net, states)):
         row.update(act)

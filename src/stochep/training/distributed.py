@@ -21,25 +21,46 @@ import torch
 import torch.distributed as dist
 
 
+def rank_device(device: str | torch.device) -> torch.device:
+    """The device this process computes on: ``device``, except that under a data-parallel
+    launch a CUDA device becomes this rank's own GPU, ``cuda:LOCAL_RANK`` (a config saying
+    ``cuda`` or ``cuda:0`` must not put every rank on one GPU)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return dev
+
+
+def backend_for(device: str | torch.device) -> str:
+    """NCCL for CUDA devices, gloo otherwise: the one place the backend is chosen."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
+
+
 def init_from_env(device: str) -> bool:
     """Join the process group that ``torchrun`` (or ``stochep train --nproc``) describes in the
-    environment (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``, ...); False when not launched so."""
+    environment (``WORLD_SIZE``, ``RANK``, ``MASTER_ADDR``, ...); False when not launched so.
+    On GPUs the rank's device is set first and named to the group (``device_id``), so NCCL
+    binds each rank to its own GPU."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    backend = "nccl" if str(device).startswith("cuda") else "gloo"
-    dist.init_process_group(backend)
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dev = rank_device(device)
+    if backend_for(dev) == "nccl":
+        torch.cuda.set_device(dev)
+        dist.init_process_group("nccl", device_id=dev)
+    else:
+        dist.init_process_group("gloo")
     return True
 
 
 class DataParallel:
-    """This process's place in the group: ``rank``, ``world_size``, and the collective steps."""
+    """This process's place in the group: ``rank``, ``world_size``, and the collective steps.
+    Every tensor a collective gets lives on ``device`` (NCCL takes no CPU tensors)."""
 
-    def __init__(self):
+    def __init__(self, device: str | torch.device = "cpu"):
         active = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if active else 0
         self.world_size = dist.get_world_size() if active else 1
+        self.device = rank_device(device)
 
     @property
     def main(self) -> bool:
@@ -70,7 +91,7 @@ class DataParallel:
         """Sum numbers (counts, loss totals) over the ranks."""
         if self.world_size == 1:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.tolist()
 

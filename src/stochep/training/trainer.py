@@ -123,14 +123,15 @@ class Trainer:
         # a run directory that holds a run is trained over only by the run itself (resumed)
         # or with overwrite=True; fit() checks under the directory's lock (_check_run_dir)
         self.overwrite = overwrite
-        self.dp = DataParallel()  # world size 1 unless launched data-parallel (distributed.py)
+        # world size 1 unless launched data-parallel (distributed.py)
+        self.dp = DataParallel(cfg.device)
         # one writer per run directory (rundir.py): held while fit() trains, or from earlier
         # by a caller that took it first and passes it in (the CLI, before it reads the
         # checkpoint it resumes: a run that ends in between cannot be trained over)
         self.run_lock = (run_lock or RunLock(out_dir)) if out_dir and self.dp.main else None
         self.progress = progress and self.dp.main
         self.callbacks: list[Callback] = []  # while fit() runs (callbacks.py)
-        self.device = torch.device(cfg.device)
+        self.device = self.dp.device  # cfg.device; data-parallel on GPUs: this rank's own
         self.net = build_network(cfg, data.input_shape, data.n_classes,
                                  data.embedding).to(self.device)
         self.frames = len(data.input_shape) == 4  # a sequence of frames (event data)

@@ -29,7 +29,7 @@ def run(setup: Setup, out_dir: str, draws: int = DRAWS) -> dict:
     x = x.double()
     net = net.double()
     spiking = Neuron(net.neuron.gain, "bernoulli")
-    rng = SpikeRNG(0)
+    rng = SpikeRNG(0, x.device)
     states, steps = net.zero_states(len(x), torch.float64), []
     for t in range(1, tr.cfg.T_free + 1):
         states = Dynamics().relax(net, x, states, 1, neuron=spiking.mean_field()).final

@@ -43,8 +43,8 @@ def run(setup: Setup, out_dir: str, models=MODELS) -> dict:
         rec = trajectory(tr, x, y)
         hidden = rec["states"][0]
         changes = hidden[1:] - hidden[:-1]
-        maps[name] = changes.abs().mean(1).T  # [neurons, T]
-        trajectories[name] = hidden.half()
+        maps[name] = changes.abs().mean(1).T.cpu()  # [neurons, T]
+        trajectories[name] = hidden.half().cpu()
         result["models"][name] = {"test_accuracy": acc, "tail_mean_abs_change":
                                   tail_change(changes, rec["T_free"], rec["T_nudge"])}
     result.update(T_free=setup.cfg.T_free, T_nudge=setup.cfg.T_nudge)
