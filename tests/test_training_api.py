@@ -88,3 +88,27 @@ def test_the_progress_bar_appears_in_a_terminal(tmp_path):
     assert r.returncode == 0, r.stdout
     assert "epoch 1/1:" in r.stdout and "it/s" in r.stdout or "s/it" in r.stdout, r.stdout
     assert "epoch 1/1  loss" in r.stdout
+
+
+def test_recording_spikes_and_states(digits):
+    from stochep import record
+
+    tr = Trainer(Config(**TINY), digits, progress=False)
+    x, y = digits.x_test[:6], digits.y_test[:6]
+    mf = tr.record(x)  # mean field: spikes are the rates, no randomness
+    T = tr.cfg.T_free
+    assert [tuple(s.shape) for s in mf.states] == [(T + 1, 6, 32), (T + 1, 6, 100)]
+    assert [tuple(s.shape) for s in mf.spikes] == [(T, 6, 32), (T, 6, 100)]
+    assert torch.equal(mf.spikes[0][-1], mf.rates[0][-2])  # step T was driven by rho(xi_{T-1})
+    assert torch.equal(mf.states[-1][-1], tr.record(x).states[-1][-1])
+    # seeded spikes: binary, reproducible, and the final state is what a free phase gives
+    a, b = tr.record(x, seed=3), tr.record(x, seed=3)
+    assert set(a.spikes[0].unique().tolist()) <= {0.0, 1.0}
+    assert all(torch.equal(p, q) for p, q in zip(a.spikes, b.spikes))
+    nudged = tr.record(x, y, seed=3, nudge=True)
+    assert nudged.spikes[0].shape[0] == T + tr.cfg.T_nudge
+    assert torch.equal(nudged.states[0][:T + 1], a.states[0])  # the same free phase first
+    with pytest.raises(ValueError, match="NaN"):
+        tr.record(torch.full_like(x, float("nan")))
+    with pytest.raises(ValueError, match="needs the labels"):
+        record(tr.net, x, 5, nudge_steps=2)

@@ -24,6 +24,7 @@ from stochep.engine.neurons import (
                                     StatefulNeuron,
                                     rho,
 )
+from stochep.engine.record import Recording, record
 from stochep.engine.rng import SpikeRNG, Streams
 from stochep.rules import (
                                     BPTT,
@@ -41,7 +42,7 @@ from stochep.training import Config, ConfigError, Trainer, load_preset
 __all__ = [
     "BPTT", "COSTS", "EP", "FA", "ID", "LIF", "NEURONS", "RULES", "Config", "ConfigError", "Cost",
     "Dataset", "Dynamics", "EPNetwork", "FullPrecision", "LearningRule", "Neuron", "NeuronModel",
-    "PhaseResult", "PredictiveCoding", "SigmaDelta", "SpikeRNG", "StatefulNeuron", "StepResult",
-    "Streams", "Trainer", "TrainingDiverged", "ep_gradients", "load_preset", "relax", "rho", "step",
+    "PhaseResult", "PredictiveCoding", "Recording", "SigmaDelta", "SpikeRNG", "StatefulNeuron", "StepResult",
+    "Streams", "Trainer", "TrainingDiverged", "ep_gradients", "load_preset", "record", "relax", "rho", "step",
 ]
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ import copy
 
 import torch
 
+from stochep.engine.record import record
 from stochep.engine.rng import SpikeRNG
 from stochep.rules.bptt import bptt_gradients
 from stochep.rules.ep import EP, ep_gradients
@@ -84,11 +85,8 @@ def diagnose(net, x: torch.Tensor, y: torch.Tensor, ep: EP, seeds: int = 4,
              T_bptt: int | None = None, dtype: torch.dtype = torch.float64,
              dynamics=None) -> dict:
     """Free-phase activity (with the net's own spikes) and :func:`gradient_report`, per layer."""
-    from stochep.engine.dynamics import Dynamics
-
-    with torch.no_grad():
-        states = (dynamics or Dynamics()).relax(net, x, net.zero_states(x.shape[0], x.dtype),
-                                                ep.T_free, SpikeRNG(0, x.device)).final
+    rec = record(net, x, ep.T_free, seed=0, dynamics=dynamics)
+    states = [s[-1] for s in rec.states]
     rep = gradient_report(net, x, y, ep, seeds, T_bptt, dtype=dtype, dynamics=dynamics)
     for row, act in zip(rep["layers"], layer_activity(net, states)):
         row.update(act)

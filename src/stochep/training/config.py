@@ -21,8 +21,8 @@ import yaml
 from stochep.engine.costs import COSTS
 from stochep.engine.dynamics import Dynamics
 from stochep.engine.neurons import NEURONS
-from stochep.rules import RULES
 from stochep.plugins import load_plugins
+from stochep.rules import RULES
 from stochep.rules.frames import FRAME_UPDATES, check_gamma
 from stochep.validation import check_choice, check_int_at_least, check_positive, check_unit_interval
 

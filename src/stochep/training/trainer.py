@@ -28,6 +28,7 @@ from stochep.data.augment import augment_batch
 from stochep.data.base import as_floats, as_inputs, as_labels, check_channels_first
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
+from stochep.engine.record import Recording, record
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 from stochep.rules import FrameSequence, TrainingDiverged
 
@@ -369,6 +370,22 @@ class Trainer:
         for i in range(0, len(x), batch_size):
             yield self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
                                    self.cfg.T_free, rng, average=self.cfg.readout_average).cpu()
+
+    @torch.no_grad()
+    def record(self, x: torch.Tensor, y: torch.Tensor | None = None, seed: int | None = None,
+               nudge: bool = False) -> Recording:
+        """Per-layer states, rates and spikes at every step of a free phase of ``T_free`` steps
+        on inputs ``x`` (checked as :meth:`evaluate` checks them), with this run's dynamics and
+        evaluation weights; ``nudge=True`` adds its nudged phase (``T_nudge``, ``+beta``)
+        toward ``y``. ``seed=None``: mean field; an integer: seeded spikes
+        (:func:`stochep.engine.record.record`)."""
+        x = self.inputs(self._check_inputs(x))
+        if nudge:
+            y = self._check_labels(y, len(x))
+        beta = getattr(self.rule, "beta", self.cfg.beta)
+        with self._eval_weights():
+            return record(self.net, x, self.cfg.T_free, seed=seed, y=y, beta=beta,
+                          nudge_steps=self.cfg.T_nudge if nudge else 0, dynamics=self.dynamics)
 
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Predicted classes of inputs ``x``: the largest of :meth:`scores`."""

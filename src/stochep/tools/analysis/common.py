@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from stochep.data import Dataset
-from stochep.engine.rng import SpikeRNG
+from stochep.engine.record import record
 from stochep.training.config import Config
 from stochep.training.presets import load_preset
 from stochep.training.trainer import Trainer
@@ -77,25 +77,11 @@ def trajectory(tr: Trainer, x: torch.Tensor, y: torch.Tensor, beta: float | None
     Returns ``states[layer] [T+1, B, n]`` (step 0 = the zero start) and
     ``spikes[layer] [T, B, n]`` (the signals that drove each step), float32.
     """
-    cfg, net = tr.cfg, tr.net
-    beta = cfg.beta if beta is None else beta
-    rng = SpikeRNG(seed, tr.device) if net.neuron.stochastic else None
-    target = net.target(y, x.dtype)
-    states, carry = net.zero_states(len(x), x.dtype), None
-    rec = [[s.flatten(1).float()] for s in states]
-    fired = [[] for _ in states]
-
-    def observe(_, spikes):
-        for k, s in enumerate(spikes):
-            fired[k].append(s.flatten(1).float())
-
-    for t in range(cfg.T_free + cfg.T_nudge):
-        b = beta if t >= cfg.T_free else 0.0
-        res = tr.dynamics.relax(net, x, states, 1, rng, b, target, observer=observe, carry=carry)
-        states, carry = res.final, res.carry
-        for k, s in enumerate(states):
-            rec[k].append(s.flatten(1).float())
-    return {"states": [torch.stack(r) for r in rec], "spikes": [torch.stack(f) for f in fired],
+    cfg = tr.cfg
+    rec = record(tr.net, x, cfg.T_free, seed=seed, y=y, nudge_steps=cfg.T_nudge,
+                 beta=cfg.beta if beta is None else beta, dynamics=tr.dynamics)
+    return {"states": [s.flatten(2).float() for s in rec.states],
+            "spikes": [s.flatten(2).float() for s in rec.spikes],
             "T_free": cfg.T_free, "T_nudge": cfg.T_nudge}
 
 
