@@ -40,3 +40,24 @@ def write_tonic(root, seed=0):
 # ---- small runs ----
 # a config small enough that a digits epoch takes about a second
 TINY = {"layers": [32], "T_free": 8, "T_nudge": 3, "epochs": 1, "batch_size": 64}
+
+
+# ---- docs/extending.md, the tutorial whose code blocks the tests run ----
+def doc_blocks(path, lang):
+    """The ```lang code blocks of a Markdown file, in order."""
+    import re
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    return [m.group(1) for m in re.finditer(rf"^```{lang}\n(.*?)^```$", text, re.M | re.S)]
+
+
+def write_tutorial_plugin(folder):
+    """docs/extending.md's module (its first four Python blocks) as folder/my_parts.py, and
+    the tutorial's training command."""
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+    blocks = doc_blocks(doc, "python")
+    (Path(folder) / "my_parts.py").write_text("\n\n\n".join(blocks[:4]) + "\n")
+    return doc_blocks(doc, "bash")[0].strip(), blocks[4]

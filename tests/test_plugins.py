@@ -1,22 +1,17 @@
-"""Parts from outside the package (docs/examples/my_parts.py: a neuron, a rule with an option, a
-dataset with an option) train from the plain `stochep` command with --plugin, also data-parallel
-and resumed, which import the plugin again from the run's config."""
+"""Parts from outside the package (docs/extending.md's tutorial: a neuron, a rule with an option, a
+dataset with an option) train from the plain `stochep` command with --plugin, as the tutorial
+writes it, also data-parallel and resumed, which import the plugin again from the run's config;
+and from Python, as the tutorial's last block does."""
 import json
-import shutil
+import shlex
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from helpers import write_tutorial_plugin
 
 from stochep.plugins import PluginError, load_plugins, split_plugin_args
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "my_parts.py"
-PARTS = ["--set", "neuron=sigbern", "--set", "neuron_options.slope=6.0", "--algo",
-         "ep-random-beta", "--set", "rules.ep-random-beta.spread=0.3", "--dataset", "blobs",
-         "--set", "data_options.n_per_class=60", "--set", "layers=[16]", "--set", "kappa=1.0",
-         "--set", "T_free=10", "--set", "T_nudge=4", "--no-progress"]
 
 
 def stochep(*args, cwd):
@@ -43,14 +38,16 @@ def test_without_the_plugin_the_error_says_how_to_add_one(tmp_path):
 
 
 @pytest.mark.slow
-def test_outside_parts_train_data_parallel_and_resume_from_the_plain_command(tmp_path):
-    shutil.copy(EXAMPLE, tmp_path / "my_parts.py")
-    out = tmp_path / "run"
-    r = stochep("--plugin", "my_parts", "train", *PARTS, "--epochs", "2", "--nproc", "2",
-                "--out", str(out), cwd=tmp_path)
+def test_the_tutorials_parts_train_data_parallel_and_resume_from_the_plain_command(tmp_path):
+    command, python_block = write_tutorial_plugin(tmp_path)
+    argv = shlex.split(command)
+    assert argv[:3] == ["stochep", "--plugin", "my_parts.py"]
+    out = tmp_path / "runs" / "blobs"
+    r = stochep(*argv[1:], "--set", "T_free=10", "--set", "T_nudge=4", "--no-progress",
+                "--nproc", "2", "--epochs", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["plugins"] == ["my_parts"] and cfg["neuron"] == "sigbern"
+    assert cfg["plugins"] == [str(tmp_path / "my_parts.py")] and cfg["neuron"] == "sigbern"
     assert cfg["neuron_options"] == {"slope": 6.0}
     assert cfg["rules"]["ep-random-beta"] == {"spread": 0.3}
     assert cfg["data_options"] == {"n_per_class": 60}
@@ -65,3 +62,14 @@ def test_outside_parts_train_data_parallel_and_resume_from_the_plain_command(tmp
     assert summary["test_accuracy"] > 0.4  # 4 classes: chance is 0.25
     r = stochep("eval", "--checkpoint", str(out / "checkpoint_best.pt"), cwd=tmp_path)
     assert r.returncode == 0 and "test_accuracy=" in r.stdout, r.stderr
+    # the tutorial's Python block, as written
+    r = subprocess.run([sys.executable, "-c", python_block], capture_output=True, text=True,
+                       cwd=tmp_path, check=False)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_misspelt_neuron_option_names_the_closest(tmp_path):
+    write_tutorial_plugin(tmp_path)
+    r = stochep("--plugin", "my_parts.py", "train", "--set", "neuron=sigbern",
+                "--set", "neuron_options.slop=6.0", cwd=tmp_path)
+    assert r.returncode == 2 and "'slop' (did you mean 'slope'?)" in r.stderr, r.stderr

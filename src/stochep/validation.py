@@ -1,6 +1,8 @@
 """Argument checks that fail with one line naming the parameter and the allowed range."""
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
 
 import torch
@@ -60,3 +62,30 @@ def check_ep_noise_options(average_last, shared_noise, estimator: str, shortest_
     if shared_noise and estimator != "three-phase":
         raise ValueError("shared_noise needs estimator three-phase (two nudged phases to share "
                          f"spike noise), got estimator {estimator}")
+
+
+def check_options(what: str, options: dict, target) -> dict:
+    """``options`` for the callable ``target`` (a part's class or loader): an unknown key is
+    one ValueError naming the closest accepted one and all of them; a value of the wrong type
+    for a parameter with a number, bool or str default is one too (an int is taken as a float).
+    Returns the options, ints converted where floats are expected. ``what`` names them in
+    messages (``neuron_options for neuron 'sigbern'``)."""
+    params = {n: p for n, p in inspect.signature(target).parameters.items()
+              if n not in ("self", "data_dir", "cls") and p.kind in
+              (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    out = {}
+    for key, value in options.items():
+        if key not in params:
+            close = difflib.get_close_matches(str(key), list(params), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown option {key!r}{hint} in {what}; its options: "
+                             f"{', '.join(params) or 'none'}")
+        default = params[key].default
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(default, (bool, int, float, str)) and default is not None \
+                and type(value) is not type(default):
+            raise ValueError(f"{what}: {key} must be of type {type(default).__name__}, got "
+                             f"{value!r} ({type(value).__name__})")
+        out[key] = value
+    return out

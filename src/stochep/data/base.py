@@ -1,6 +1,7 @@
 """In-memory dataset container, and the registry of datasets (:class:`DatasetSource`)."""
 from __future__ import annotations
 
+import difflib
 import hashlib
 import inspect
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from stochep.registry import Registry
+from stochep.validation import check_options
 
 
 class DataError(Exception):
@@ -205,6 +207,12 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> Dataset:
     known = source.option_names()
     for key in options:
         if key not in known:
-            raise DataError(f"unknown data option {key!r} for dataset {name!r} "
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"unknown data option {key!r}{hint} for dataset {name!r} "
                             f"(its options: {', '.join(known) or 'none'})")
+    try:
+        options = check_options(f"data_options for dataset {name!r}", options, source.load)
+    except ValueError as e:
+        raise DataError(str(e)) from None
     return source.load(data_dir, **options)

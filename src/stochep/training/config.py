@@ -24,7 +24,13 @@ from stochep.engine.neurons import NEURONS
 from stochep.plugins import load_plugins
 from stochep.rules import RULES
 from stochep.rules.frames import FRAME_UPDATES, check_gamma
-from stochep.validation import check_choice, check_int_at_least, check_positive, check_unit_interval
+from stochep.validation import (
+    check_choice,
+    check_int_at_least,
+    check_options,
+    check_positive,
+    check_unit_interval,
+)
 
 
 class ConfigError(ValueError):
@@ -223,9 +229,14 @@ class Config:
 
     def neuron_model(self):
         """The neuron model ``neuron`` names (``neurons.NEURONS``)."""
+        cls = NEURONS[self.neuron]
+        if not isinstance(self.neuron_options, dict):
+            raise ValueError(f"neuron_options must be a mapping, got {self.neuron_options!r}")
+        self.neuron_options = check_options(f"neuron_options for neuron {self.neuron!r}",
+                                            self.neuron_options, cls)
         try:
-            return NEURONS[self.neuron].from_config(self)
-        except TypeError as e:  # an option the model does not take
+            return cls.from_config(self)
+        except TypeError as e:  # an option the model's own from_config refuses
             raise ValueError(f"neuron_options for neuron {self.neuron!r}: {e}") from None
 
     def output_cost(self):
