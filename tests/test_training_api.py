@@ -4,25 +4,27 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY
+from helpers import TINY, doc_blocks
 
 from stochep import Config, Trainer
 from stochep.training.callbacks import Callback
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def test_an_own_loop_of_train_step_trains_like_fit(digits):
-    # the loop of docs/usage.md ("Your own loop")
-    cfg = Config(**{**TINY, "epochs": 2, "seed": 4})
-    tr = Trainer(cfg, digits, progress=False)
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(len(tr.data.y_train), generator=tr.streams.data)
-        for b, idx in enumerate(order.split(cfg.batch_size)):
-            metrics = tr.train_step(tr.data.x_train[idx], tr.data.y_train[idx], index=idx)
-        tr.sched.step()
+
+def test_the_own_loop_of_the_docs_trains_like_fit(digits, capsys):
+    # docs/usage.md's "Your own loop", run as written
+    block = doc_blocks(ROOT / "docs" / "usage.md", "python")
+    loop = next(b for b in block if "train_step" in b)
+    scope = {}
+    exec(compile(loop, "docs/usage.md", "exec"), scope)  # noqa: S102 - the docs' own code
+    tr, cfg, metrics = scope["tr"], scope["cfg"], scope["metrics"]
     acc = tr.evaluate(digits.x_test, digits.y_test)
+    assert len(capsys.readouterr().out.splitlines()) == cfg.epochs
     assert set(metrics) >= {"loss", "acc", "n", "rates", "update_ratio"}
     ref = Trainer(cfg, digits, progress=False)
     ref.fit()
