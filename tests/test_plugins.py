@@ -73,3 +73,13 @@ def test_a_misspelt_neuron_option_names_the_closest(tmp_path):
     r = stochep("--plugin", "my_parts.py", "train", "--set", "neuron=sigbern",
                 "--set", "neuron_options.slop=6.0", cwd=tmp_path)
     assert r.returncode == 2 and "'slop' (did you mean 'slope'?)" in r.stderr, r.stderr
+
+
+def test_gradcheck_takes_set_so_an_outside_neuron_is_checked(tmp_path):
+    write_tutorial_plugin(tmp_path)
+    base = ("gradcheck", "--set", "layers=[16]", "--T", "300", "--batch", "8")
+    own = stochep("--plugin", "my_parts.py", *base, "--set", "neuron=sigbern", cwd=tmp_path)
+    paper = stochep(*base, cwd=tmp_path)
+    assert own.returncode in (0, 1) and "cosine_min=" in own.stdout, own.stderr
+    assert paper.returncode in (0, 1) and "cosine_min=" in paper.stdout, paper.stderr
+    assert own.stdout != paper.stdout  # the neuron it was asked for, not the paper's

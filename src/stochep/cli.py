@@ -126,6 +126,10 @@ def _add_gradcheck(sub):
     p.add_argument("--estimator", default="three-phase")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threshold", type=float, default=0.99)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="build the network from the digits default (or --preset) with these "
+                   "config overrides: any registered neuron, layer or cost; --set algo=NAME "
+                   "checks that rule against BPTT instead of EP")
 
 
 def _add_memory(sub):
@@ -448,17 +452,23 @@ def cmd_presets(args) -> int:
 def cmd_gradcheck(args) -> int:
     from stochep.tools.gradcheck import compare_ep_bptt, digits_network, preset_network
 
-    if args.preset:
+    rule = None
+    if args.preset or args.set:
         if args.narrow < 1:
             raise ConfigError(f"--narrow must be an integer >= 1, got {args.narrow}")
-        net, data = preset_network(args.preset, args.narrow, args.n_perclass, args.seed,
-                                   args.data_dir)
+        net, data, cfg = preset_network(args.preset, args.narrow, args.n_perclass, args.seed,
+                                        args.data_dir, args.set)
+        if cfg.algo != "ep":  # another rule's gradient against BPTT's
+            from stochep.engine.rng import Streams
+
+            cfg.set("T_free", args.T)
+            rule = cfg.rule(Streams(args.seed))
     else:
         net, data = digits_network(args.widths, args.n_perclass, args.kappa, args.lam,
                                    args.init_scale, args.seed)
     x = data.x_train[:args.batch].reshape(args.batch, *net.input_shape)
     rows = compare_ep_bptt(net, x, data.y_train[:args.batch], args.beta, args.T, args.T,
-                           args.estimator)
+                           args.estimator, rule)
     print(f"{'parameter':<26}{'cosine':>10}{'norm_ratio':>12}")
     for r in rows:
         print(f"{r['param']:<26}{r['cosine']:>10.5f}{r['norm_ratio']:>12.4f}")

@@ -18,16 +18,20 @@ def _named_grads(net):
 
 
 def compare_ep_bptt(net, x: torch.Tensor, y: torch.Tensor, beta: float = 1e-4, T_free: int = 200,
-                    T_nudge: int = 200, estimator: str = "three-phase") -> list[dict]:
+                    T_nudge: int = 200, estimator: str = "three-phase", rule=None) -> list[dict]:
     """Per-parameter cosine and norm ratio ``|g_EP| / |g_BPTT|`` on one batch.
 
     The network is copied, switched to mean-field ``rate`` spikes and float64; the original is
-    untouched. Both gradients are of the same batch-mean cost.
+    untouched. Both gradients are of the same batch-mean cost. ``rule``: another learning rule
+    (``LearningRule``) to check against BPTT instead of EP with ``beta`` and ``estimator``.
     """
     net = copy.deepcopy(net).double()
     net.neuron = net.neuron.mean_field()
     x = x.double()
-    ep_gradients(net, x, y, EP(beta, T_free, T_nudge, estimator))
+    if rule is None:
+        ep_gradients(net, x, y, EP(beta, T_free, T_nudge, estimator))
+    else:
+        rule.gradients(net, x, y)
     g_ep = _named_grads(net)
     bptt_gradients(net, x, y, T_free)
     g_bp = _named_grads(net)
@@ -59,17 +63,24 @@ def digits_network(widths, n_perclass: int = 2, kappa: float = 2.0, lam: float =
 
 
 def preset_network(preset: str, narrow: int = 1, n_perclass: int = 2, seed: int = 0,
-                   data_dir: str | None = None):
-    """A preset's network with every width and channel count divided by ``narrow``, and its
-    dataset."""
+                   data_dir: str | None = None, overrides=()):
+    """A preset's network (or with ``preset=None`` the digits default's) with every width and
+    channel count divided by ``narrow``, its ``--set`` style ``overrides`` applied (any
+    registered neuron, layer or cost), and its dataset."""
+    from stochep.training.config import Config
     from stochep.training.models import build_network
     from stochep.training.presets import load_preset
 
-    cfg = load_preset(preset)
+    cfg = load_preset(preset) if preset else Config()
+    cfg.apply_overrides(list(overrides))
     cfg.layers = [max(1, spec // narrow) if isinstance(spec, int)
                   else {k: max(1, v // narrow) if k in ("conv", "attention") else v
                         for k, v in spec.items()}
                   for spec in cfg.layers]
-    cfg.n_perclass, cfg.seed = n_perclass, seed
+    if "n_perclass" not in " ".join(overrides):
+        cfg.n_perclass = n_perclass
+    cfg.seed = seed
+    cfg.validate()
     data = cfg.load_data(data_dir)
-    return build_network(cfg, data.input_shape, data.n_classes, data.embedding), data
+    torch.manual_seed(seed)
+    return build_network(cfg, data.input_shape, data.n_classes, data.embedding), data, cfg
