@@ -114,3 +114,11 @@ def test_recording_spikes_and_states(digits):
         tr.record(torch.full_like(x, float("nan")))
     with pytest.raises(ValueError, match="needs the labels"):
         record(tr.net, x, 5, nudge_steps=2)
+
+
+def test_eval_subset_scores_only_the_first_samples(digits):
+    tr = Trainer(Config(**{**TINY, "eval_subset": 20}), digits, progress=False)
+    row = tr.fit() and tr.history[-1]
+    for acc in (row["val_acc"], row["test_acc"]):
+        assert abs(acc * 20 - round(acc * 20)) < 1e-9  # a count out of 20
+    assert row["test_acc"] == tr.evaluate(digits.x_test[:20], digits.y_test[:20])

@@ -44,6 +44,8 @@ def _add_train(sub):
     p.add_argument("--seed", type=int)
     p.add_argument("--train-subset", type=int, metavar="N",
                    help="train on the first N training samples (a short run on any dataset)")
+    p.add_argument("--eval-subset", type=int, metavar="N",
+                   help="score only the first N validation and test samples each epoch")
     p.add_argument("--val-fraction", type=float, metavar="F",
                    help="hold out this fraction of the training samples for validation")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the config's, cpu)")
@@ -225,6 +227,7 @@ def build_config(args) -> Config:
                      ("epochs", args.epochs), ("batch_size", args.batch_size),
                      ("seed", getattr(args, "seed", None)),
                      ("train_subset", getattr(args, "train_subset", None)),
+                     ("eval_subset", getattr(args, "eval_subset", None)),
                      ("val_fraction", getattr(args, "val_fraction", None)),
                      ("device", getattr(args, "device", None))):
         if val is not None:

@@ -51,6 +51,9 @@ class Config:
     # best checkpoint is the last epoch (data/split.py)
     val_fraction: float = 0.1
     train_subset: int = 0  # train on the first N training samples (0: all), before the split
+    # score only the first N validation and test samples each epoch (0: all): a quick look
+    # during a short run; `stochep eval` scores a checkpoint on the whole test set
+    eval_subset: int = 0
     # when to score the test set: "every" epoch, or only at a new best validation accuracy and
     # at the last epoch ("best": test_acc is null on the other epochs; nothing is chosen by it)
     eval_test: str = "every"
@@ -155,6 +158,7 @@ class Config:
         check_int_at_least("N_perclass", self.n_perclass, 1)
         check_int_at_least("batch_size", self.batch_size, 1)
         check_int_at_least("train_subset", self.train_subset, 0)
+        check_int_at_least("eval_subset", self.eval_subset, 0)
         check_int_at_least("epochs", self.epochs, 1)
         check_int_at_least("seed", self.seed, 0)
         check_positive("lr", self.lr)

@@ -571,8 +571,10 @@ class Trainer:
             self.check_weights(f"after the last update of epoch {self.epoch + 1}")
             dt = time.perf_counter() - t0
             self.train_time += dt
-            val_acc = self._evaluate_own(*self.val) if self.val is not None else None
-            test_acc = self._evaluate_own(self.data.x_test, self.data.y_test, "test") \
+            n = cfg.eval_subset or None  # the first N of each split, or all
+            val_acc = self._evaluate_own(self.val[0][:n], self.val[1][:n]) \
+                if self.val is not None else None
+            test_acc = self._evaluate_own(self.data.x_test[:n], self.data.y_test[:n], "test") \
                 if self._scores_test(val_acc) else None
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
