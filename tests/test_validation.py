@@ -65,7 +65,7 @@ def _net():
 
 @pytest.mark.parametrize("x", [torch.rand(3, 7), torch.rand(6), torch.rand(3, 2, 3)])
 def test_wrong_input_shape(x):
-    with pytest.raises(ValueError, match=r"x must have shape \[B, 6\]"):
+    with pytest.raises(ValueError, match=r"x must be \[N, 6\]"):
         ep_gradients(_net(), x, torch.zeros(x.shape[0], dtype=torch.long), EP(**EP_OK))
 
 

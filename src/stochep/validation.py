@@ -38,9 +38,11 @@ def check_input(x: torch.Tensor, shape: tuple[int, ...], name: str = "x") -> Non
     """A batch ``[B, *shape]`` of finite values."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or x.shape[0] < 1:
-        raise ValueError(f"{name} must have shape [B, {', '.join(map(str, shape))}], "
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must be [N, {', '.join(map(str, shape))}], "
                          f"got {list(x.shape)}")
+    if x.shape[0] < 1:
+        raise ValueError(f"{name} is empty")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf values")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -24,6 +25,27 @@ from .dynamics import Dynamics
 from .interactions import Dense, Interaction
 from .neurons import Neuron, NeuronModel
 from .rng import SpikeRNG
+
+
+@dataclass
+class Inference:
+    """How ``net(x)`` scores inputs: a free phase of ``steps`` steps with ``dynamics`` (default:
+    synchronous), the output read as the mean over its last ``readout_average`` steps, spikes
+    from ``SpikeRNG(seed)`` seeded afresh per call, and the scores of ``scorer.scores(net, x,
+    dynamics, steps, rng, average)`` (a learning rule whose prediction is not the free phase's,
+    e.g. feedback alignment's feedforward pass; ``None``: the free phase's class scores). A
+    Trainer sets its run's settings on the network it builds; it is shared, not copied, when
+    the network is deep-copied."""
+
+    steps: int = 30
+    readout_average: int = 1
+    seed: int = 0
+    dynamics: object = None
+    scorer: object = None
+    batch_size: int = 1000
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 class EPNetwork(nn.Module):
@@ -45,8 +67,7 @@ class EPNetwork(nn.Module):
         self.n_classes = n_classes
         self.n_perclass = n_perclass
         self.cost = make_cost(cost) if isinstance(cost, str) else cost
-        # a weak reference to the object whose ``scores(x)`` ``forward`` returns (a Trainer)
-        self.evaluator = None
+        self.inference = Inference()  # how forward() scores (a Trainer sets its run's)
 
     @classmethod
     def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
@@ -115,18 +136,33 @@ class EPNetwork(nn.Module):
     def predict(self, out_state: torch.Tensor) -> torch.Tensor:
         return self.class_scores(out_state).argmax(1)
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores ``[B, n_classes]`` of inputs ``x`` from a free phase. A
-        :class:`~stochep.training.trainer.Trainer` makes this run as its config says (steps,
-        dynamics, readout, weight average: ``Trainer.scores``); a network built by hand runs a
-        30-step free phase with spikes from a fixed seed."""
-        evaluator = self.evaluator() if self.evaluator is not None else None
-        if evaluator is not None:
-            return evaluator.scores(x)
-        with torch.no_grad():
-            states = Dynamics().relax(self, x, self.zero_states(len(x), x.dtype), 30,
-                                      SpikeRNG(0, x.device)).final
-        return self.class_scores(states[-1])
+        """Class scores ``[B, n_classes]`` of inputs ``x`` as :attr:`inference` says (a
+        Trainer's network: its run's steps, dynamics, readout and rule; a network built by
+        hand: a 30-step synchronous free phase with spikes from seed 0), in batches of
+        ``inference.batch_size`` drawing from one spike stream. Inputs are checked: shape,
+        finite values, and rates in [0, 1] for a network without an embedding."""
+        self.check_input(x)
+        token_ids = hasattr(self.interactions[0], "embedding")  # text: ids, not rates
+        if not token_ids and (x.min() < 0 or x.max() > 1):
+            lo, hi = x.min().item(), x.max().item()
+            hint = " (8-bit images: divide by 255)" if lo >= 0 and hi <= 255 else ""
+            raise ValueError(f"x must lie in [0, 1] (firing rates), found [{lo:g}, {hi:g}]{hint}")
+        inf = self.inference
+        dynamics = inf.dynamics or Dynamics()
+        rng = SpikeRNG(inf.seed, x.device)
+        out = []
+        for i in range(0, len(x), inf.batch_size):
+            xb = x[i:i + inf.batch_size]
+            if inf.scorer is not None:
+                out.append(inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
+                                             average=inf.readout_average))
+            else:
+                states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype), inf.steps,
+                                        rng, average_last=inf.readout_average).average
+                out.append(self.class_scores(states[-1]))
+        return torch.cat(out)
 
     def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""

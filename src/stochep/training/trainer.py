@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import time
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +27,7 @@ from stochep.data.augment import augment_batch
 from stochep.data.base import as_floats, as_inputs, as_labels, check_channels_first
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
+from stochep.engine.network import Inference
 from stochep.engine.record import Recording, record
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 from stochep.rules import FrameSequence, TrainingDiverged
@@ -173,8 +173,10 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict] = []
         self.warned: set[str] = set()  # activity warnings already printed (once each)
-        # net(x) scores as this trainer evaluates (weakly held: the network keeps no trainer)
-        self.net.evaluator = weakref.ref(self)
+        # net(x) scores as this run evaluates, with no trainer behind it (Trainer.scores also
+        # applies the weight average, ema_decay, to the network's weights)
+        self.net.inference = Inference(cfg.T_free, cfg.readout_average, self._eval_seed(),
+                                       self.dynamics, self.rule)
 
     def _adopt(self, data: Dataset) -> Dataset:
         """The data this run trains on, recorded in its config: ``train_subset``, float32
@@ -365,8 +367,7 @@ class Trainer:
     def _scores(self, x: torch.Tensor, batch_size: int):
         """The rule's class scores of ``x``, batch by batch (on the CPU), with spikes from this
         rank's evaluation stream, seeded afresh."""
-        rng = SpikeRNG(self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank,
-                       self.device)
+        rng = SpikeRNG(self._eval_seed(), self.device)
         for i in range(0, len(x), batch_size):
             yield self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
                                    self.cfg.T_free, rng, average=self.cfg.readout_average).cpu()
@@ -386,6 +387,10 @@ class Trainer:
         with self._eval_weights():
             return record(self.net, x, self.cfg.T_free, seed=seed, y=y, beta=beta,
                           nudge_steps=self.cfg.T_nudge if nudge else 0, dynamics=self.dynamics)
+
+    def _eval_seed(self) -> int:
+        """The evaluation spike stream's seed, one per rank."""
+        return self.cfg.seed + EVAL_SEED_OFFSET + RANK_SEED_STRIDE * self.dp.rank
 
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Predicted classes of inputs ``x``: the largest of :meth:`scores`."""
