@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from stochep import Neuron, SpikeRNG, rho
+from stochep import Dynamics, Neuron, SpikeRNG, rho
 from stochep.engine.network import EPNetwork
 
 
@@ -65,3 +65,42 @@ def test_rate_mode_passes_rates_and_needs_no_rng():
     assert Neuron(spikes="rate").sample([r], None)[0] is r
     with pytest.raises(ValueError, match="rng"):
         Neuron(spikes="bernoulli").sample([r], None)
+
+
+# ---- the state box: [0, 1/kappa] (default) or [0, 1] (eq. 2 read literally) ----
+@pytest.mark.parametrize("kappa", [0.5, 1.0])
+def test_unit_box_ep_matches_bptt_in_mean_field(digits, kappa):
+    from stochep.tools.gradcheck import compare_ep_bptt
+
+    torch.manual_seed(0)
+    net = EPNetwork.fc([64, 32, 32], 10, 2, Neuron(kappa, "rate", box="unit"), 0.5, 0.5)
+    rows = compare_ep_bptt(net, digits.x_train[:16], digits.y_train[:16], 1e-4, 600, 600)
+    assert min(r["cosine"] for r in rows) > 0.999
+    assert all(abs(r["norm_ratio"] - 1) < 0.01 for r in rows)
+
+
+def test_unit_box_caps_small_kappa_rates_and_gates_large_kappa_gain():
+    low, high = Neuron(0.5, "rate", box="unit"), Neuron(2.0, "rate", box="unit")
+    assert low.high == 1.0 and not low.state_gain and low.rate(torch.ones(1)).item() == 0.5
+    assert Neuron(0.5).high == 2.0 and Neuron(2.0).high == 0.5  # the default box: [0, 1/kappa]
+    assert high.state_gain
+    assert torch.equal(high.gain_at(torch.tensor([0.0, 0.5, 0.7])), torch.tensor([2.0, 2.0, 0.0]))
+    # a saturated neuron (xi > 1/kappa) only decays, whatever its drive: rho'(xi) = 0 there
+    net = EPNetwork.fc([4, 3], n_classes=2, n_perclass=1, neuron=high, lam=0.5)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    x = torch.ones(1, 4)
+    start = [torch.tensor([[0.8, 0.2, 0.0]]), torch.zeros(1, 2)]
+    nxt = Dynamics().relax(net, x, start, 1).final
+    assert nxt[0][0, 0].item() == pytest.approx(0.4)
+    assert nxt[0][0, 1].item() > 0.1  # below 1/kappa the drive acts
+
+
+def test_box_is_a_neuron_option_from_config():
+    from stochep import Config
+
+    cfg = Config(neuron_options={"box": "unit"}, kappa=0.5)
+    assert cfg.neuron_model().high == 1.0
+    with pytest.raises(ValueError, match="box must be one of kappa, unit"):
+        Config(neuron_options={"box": "open"})

@@ -82,8 +82,13 @@ def phase_constants(net, x: torch.Tensor, neuron=None) -> list:
     A first interaction whose drive depends on the layer above (``binds_input``, e.g. Hopfield
     attention) contributes its per-phase binding instead, which adds the drive every step.
     """
-    a = net.lam * (neuron or net.neuron).gain
+    neuron = neuron or net.neuron
+    # a per-neuron gain (neuron.state_gain) multiplies each step's whole drive instead
+    a = net.lam * (1.0 if neuron.state_gain else neuron.gain)
     first = net.interactions[0]
+    if neuron.state_gain and first.binds_input:
+        raise ValueError(f"neuron {neuron.name!r} has a state-dependent gain, which input "
+                         f"interaction {type(first).__name__} does not support")
     consts = [first.bind(x) if first.binds_input else a * input_drive(net, x)]
     for inter in net.interactions[1:]:
         b = inter.bias_up()
@@ -99,10 +104,13 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target,
     (what a stateful neuron integrates itself, :func:`step_stateful`).
     """
     lam = net.lam
-    a = lam * neuron.gain
     inters = net.interactions
     c = consts[i]
     decay = 1.0 - lam if keep is None else keep
+    if neuron.state_gain:
+        return _update_state_gain(net, neuron, i, consts, states, spikes, ctxs, beta, target,
+                                  decay, keep is not None)
+    a = lam * neuron.gain
     if isinstance(c, torch.Tensor):
         v = c.expand_as(states[i]).clone() if decay == 0 else torch.add(c, states[i], alpha=decay)
     else:
@@ -116,6 +124,25 @@ def _update(net, neuron, i, consts, states, spikes, ctxs, beta, target,
     if i == len(states) - 1 and beta != 0.0:
         v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
     return v if keep is not None else neuron.project_(v)
+
+
+def _update_state_gain(net, neuron, i, consts, states, spikes, ctxs, beta, target, decay,
+                       raw) -> torch.Tensor:
+    """:func:`_update` for a neuron whose ``rho'`` varies inside its box (eq. 7 with
+    ``rho'(xi_i)`` per neuron): ``xi <- P((1 - lam) xi + lam rho'(xi) drive - lam beta dL/dxi)``.
+    The phase constants hold ``lam`` times the constant drive (:func:`phase_constants`)."""
+    lam, inters, c = net.lam, net.interactions, consts[i]
+    drive = c.expand_as(states[i]).clone() if c is not None else torch.zeros_like(states[i])
+    if i > 0:
+        inters[i].add_up_(drive, spikes[i - 1], ctxs[i], lam)
+    if i + 1 < len(states):
+        inters[i + 1].add_down_(drive, spikes[i + 1], ctxs[i + 1], lam)
+    v = drive.mul_(neuron.gain_at(states[i]))
+    if decay != 0:
+        v.add_(states[i], alpha=decay)
+    if i == len(states) - 1 and beta != 0.0:
+        v = v.sub_(net.loss_grad(states[i], target), alpha=lam * beta)
+    return v if raw else neuron.project_(v)
 
 
 def contexts(net, rates, layers=None) -> list:

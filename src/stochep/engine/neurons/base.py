@@ -5,7 +5,9 @@ A neuron model is an object the dynamics (``dynamics.py``) ask four things of:
 - ``rate(xi)``: the firing probability ``rho(xi)`` of a state (eq. 2);
 - ``sample(rates, rng)``: one step's spikes for every layer (eq. 1 / eq. 21);
 - ``gain`` and ``project_``: one step is ``xi <- project_((1 - lam) xi + lam (gain * drive -
-  beta dL/dxi))`` (eq. 7, 8), ``gain`` being ``rho'`` inside the state box ``[low, high]``;
+  beta dL/dxi))`` (eq. 7, 8), ``gain`` being ``rho'`` inside the state box ``[low, high]``; a
+  model whose ``rho'`` varies inside its box sets ``state_gain = True`` and gives it per neuron
+  with ``gain_at(xi)`` (a tensor like ``xi``), which the dynamics then use instead;
 - ``mean_field()``: the same model with spikes replaced by rates (Theorem 3.1), which the
   gradient checks, calibration and mean-field BPTT run.
 
@@ -38,6 +40,7 @@ class NeuronModel:
     low: float = 0.0
     high: float = 1.0
     stateful = False  # True for a StatefulNeuron
+    state_gain = False  # True: rho' varies inside the box, given per neuron by gain_at(xi)
 
     @classmethod
     def from_config(cls, cfg) -> NeuronModel:
@@ -50,6 +53,10 @@ class NeuronModel:
     @property
     def gain(self) -> float:
         raise NotImplementedError
+
+    def gain_at(self, xi: torch.Tensor) -> torch.Tensor:
+        """``rho'(xi)`` per neuron (used when ``state_gain``); by default the constant gain."""
+        return torch.full_like(xi, self.gain)
 
     def rate(self, xi: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

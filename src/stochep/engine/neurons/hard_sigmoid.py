@@ -17,11 +17,22 @@ def rho(xi: torch.Tensor, kappa: float) -> torch.Tensor:
     return (kappa * xi).clamp_(0.0, 1.0)
 
 
+BOXES = ("kappa", "unit")
+
+
 class HardSigmoidRate(NeuronModel):
-    """The rate ``rho(xi) = clamp(kappa xi, 0, 1)`` (eq. 2) of a model with a ``kappa``: gain
-    ``kappa`` inside the state box ``[0, 1/kappa]``."""
+    """The rate ``rho(xi) = clamp(kappa xi, 0, 1)`` (eq. 2) of a model with a ``kappa``, on one
+    of two state boxes (``box``):
+
+    - ``"kappa"`` (default): ``[0, 1/kappa]``, where ``rho' = kappa`` throughout; every kappa
+      spans rates 0..1.
+    - ``"unit"``: ``[0, 1]``, eq. 2 read literally. For ``kappa < 1`` the rate is capped at
+      ``kappa``; for ``kappa > 1`` it saturates above ``xi = 1/kappa``, where ``rho' = 0``, so the
+      gain is given per neuron (``state_gain``, :meth:`gain_at`).
+    """
 
     kappa: float = 2.0
+    box: str = "kappa"
 
     @property
     def gain(self) -> float:
@@ -29,7 +40,16 @@ class HardSigmoidRate(NeuronModel):
 
     @property
     def high(self) -> float:
-        return 1.0 / self.kappa
+        return 1.0 if self.box == "unit" else 1.0 / self.kappa
+
+    @property
+    def state_gain(self) -> bool:
+        return self.box == "unit" and self.kappa > 1.0
+
+    def gain_at(self, xi: torch.Tensor) -> torch.Tensor:
+        """``rho'(xi)``: ``kappa`` where ``kappa xi <= 1`` (the closed lower end, so a neuron at
+        0 can start), 0 where the rate has saturated."""
+        return (xi * self.kappa <= 1.0).to(xi.dtype) * self.kappa
 
     def rate(self, xi: torch.Tensor) -> torch.Tensor:
         return rho(xi, self.kappa)
@@ -40,7 +60,8 @@ class HardSigmoidRate(NeuronModel):
 class Neuron(HardSigmoidRate):
     """The paper's stochastic neuron: hard-sigmoid rate, sampled spikes.
 
-    kappa: gain of the hard sigmoid (eq. 2); states live in ``[0, 1/kappa]``.
+    kappa: gain of the hard sigmoid (eq. 2); states live in ``[0, 1/kappa]`` (``box="kappa"``)
+    or ``[0, 1]`` (``box="unit"``, eq. 2 literally; :class:`HardSigmoidRate`).
     spikes: "bernoulli" (eq. 1), "poisson" (eq. 21) or "rate" (mean field, Theorem 3.1).
     dt: time step of the Poisson escape-rate process.
     """
@@ -48,11 +69,13 @@ class Neuron(HardSigmoidRate):
     kappa: float = 2.0
     spikes: str = "bernoulli"
     dt: float = 1.0
+    box: str = "kappa"
 
     def __post_init__(self):
         check_positive("kappa", self.kappa)
         check_choice("spikes", self.spikes, SPIKE_MODES)
         check_positive("dt", self.dt)
+        check_choice("box", self.box, BOXES)
 
     @classmethod
     def from_config(cls, cfg) -> Neuron:
