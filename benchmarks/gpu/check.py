@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PARTS = ("env", "tests", "throughput", "options", "memory", "cifar", "mnist")
-# the anchors of issue 30 (samples/s of CIFAR EP training on one GPU)
+# published anchors (samples/s of CIFAR EP training on one GPU)
 ANCHORS = {"scellier2023_a100_cifar100": 460.0, "laborieux_zenke_holomorphic_cifar10": 217.0}
 TARGET_CIFAR_SAMPLES_S = 500.0
 PAPER_EPOCHS = 200

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU measurement of issue 30 in one script, at most 8 minutes of wall time (docs/gpu.md).
+# Every GPU measurement in one script, at most 8 minutes of wall time (docs/gpu.md).
 #
 #   bash benchmarks/gpu/check.sh OUTDIR [--device cuda] [--quick] [--no-install]
 #        [--parts "env tests throughput memory options cifar mnist"] [--total SECONDS]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 11's measurements, one after another on one core (about 90 minutes on the 2-core CPU):
-# neuron-model accuracy at equal budget, the figures of `stochep analyze` (docs/figures/), and
-# FA / ID / EP on the reduced 5C (README command B's network) at an equal 10-minute budget.
+# The measurements of docs/baselines.md, one after another on one core (about 90 minutes on the
+# 2-core CPU): neuron-model accuracy at equal budget, the figures of `stochep analyze`
+# (docs/figures/), and FA / ID / EP on the reduced 5C (README command B's network) at an equal
+# 10-minute budget.
 # CIFAR-10 batches: STOCHEP_CIFAR10_DIR (python ../shared/data/cifar10/build_batches.py DIR).
 set -uo pipefail  # a failed step is reported and the next one runs
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Accuracy of each neuron model at an equal budget on one network (issue 11, figure 3 models).
+"""Accuracy of each neuron model at an equal budget on one network (the models of figure 3).
 
 Trains the same network (default: the ``mnist-1fc`` preset, 784-512-(10 x 10)) with each
 registered neuron model for the same number of epochs on the same training images, with the

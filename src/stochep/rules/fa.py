@@ -18,9 +18,8 @@ with the top-down term dropped, computed once, bottom to top::
 
 so the gain ``kappa`` DOES multiply the drive, as in eq. 7, and a layer's rate is
 ``rho = clamp(kappa^2 * drive, 0, 1)``: at ``kappa = 2`` a hard sigmoid of slope 4 in the drive.
-With the digits default (init_scale 0.5, biases calibrated by ``calibrate.py`` on the relaxed
-network) the feedforward pass starts with mean rates 0.11 (hidden) and 0.10 (output), 45% / 40%
-of the units inside the box and the rest at the lower bound (measured): a useful range. The
+The biases calibrated by ``calibrate.py`` on the relaxed network also set the feedforward pass's
+starting rates (measured in docs/baselines.md, "FA and ID: measurements"). The
 max-pooling indices ``ctx_k`` come from the rates below (``context``), as in the dynamics. The
 spikes pass gradients straight through (eq. 6, ``Neuron.sample`` under autograd); the output
 layer is not sampled: its state is the prediction (``net.predict``) and is trained on the
@@ -47,10 +46,7 @@ depends on the layer it drives, so it has no feedforward reading) is refused wit
 
 Settings: none of its own; optimizer, lr, batch size, epochs and calibration are the run's
 (``T_free``, ``dynamics_dtype`` and the dynamics options are unused: one pass, network dtype).
-Measured: `stochep train --algo fa --epochs 2` (the digits default) ends at 75.2% test
-accuracy. In development runs (not kept as commands) mean-field FA (`spikes: rate`) reached
-about 96% after 5 epochs, and without rate calibration the output units pinned at the lower
-bound passed no gradient (as noted in ``bptt.py``).
+Measurements: docs/baselines.md, "FA and ID: measurements".
 """
 from __future__ import annotations
 

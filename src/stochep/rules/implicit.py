@@ -35,11 +35,10 @@ When the solve does not converge within ``rules.id.iters``, ``g`` is the truncat
 ``sum_{k < iters} (J^T)^k dL/da``: the gradient of ``rules.id.iters`` mean-field steps linearised at
 ``a*`` (a "phantom gradient"). That is the regime of the digits default network: at the averaged
 spiking state the neurons sit inside the state box, where the coupling ``kappa^2 W`` is strong
-enough that ``J`` has a growing mode (spectral radius 1.07-1.13 at init, measured on 8 images),
-so the exact implicit gradient, an unstable fixed point's, exists but does not train (an exact
-per-sample GMRES solve left digits at chance). The budget then acts as a truncation, and a short
-one trains best (digits default, 2 epochs of a 2-epoch run: 10 products 90.0% test, 30 87.2%,
-60 56.0%; 3 epochs with 10: 95.5%, EP's default 92.2%); hence the default 10.
+enough that ``J`` has a growing mode (spectral radius above 1), so the exact implicit gradient,
+an unstable fixed point's, exists but does not train. The budget then acts as a truncation, and
+a short one trains best; hence the default 10 (measurements: docs/baselines.md, "FA and ID:
+measurements").
 
 Choices: the differentiable step is the mean-field step (``net.neuron.mean_field()``), so the
 Jacobian is that of the rate dynamics (the spikes' straight-through surrogate is never used);
