@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from stochep.rules import BPTT, ID
+from stochep.training.build import build_rule
 from stochep.training.config import Config, ConfigError, upgrade_keys
 
 
@@ -15,7 +16,7 @@ def test_old_keys_translate_to_rule_sections():
     assert new["rules"] == {"bptt": {"lr": 1e-4, "clip": 0.5, "loss_last": 3}, "id": {"iters": 5}}
     assert "bptt" not in new and "bptt_clip" not in new and new["lr"] == 0.01
     cfg = Config.from_dict(old).resolved()
-    assert (cfg.lr, cfg.rule().clip, cfg.rule().loss_last) == (1e-4, 0.5, 3)
+    assert (cfg.lr, build_rule(cfg).clip, build_rule(cfg).loss_last) == (1e-4, 0.5, 3)
     assert Config.from_dict({"id_tol": 1e-3}).rules == {"id": {"tol": 1e-3}}
 
 
@@ -23,7 +24,7 @@ def test_top_level_bptt_keys_without_a_section_keep_the_tuned_section():
     """An old config with ``bptt_*`` keys and no ``bptt:`` section trained with the default
     section, which overrode them; the translation keeps that."""
     cfg = Config.from_dict({"algo": "bptt", "bptt_clip": 0.25, "bptt_truncate": 4}).resolved()
-    rule = cfg.rule()
+    rule = build_rule(cfg)
     assert (rule.clip, rule.truncate, cfg.lr, cfg.batch_size) == (1.0, 4, 0.05, 16)
 
 

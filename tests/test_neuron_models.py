@@ -10,6 +10,7 @@ from stochep.engine.neurons import FullPrecision, Neuron
 from stochep.engine.neurons.lif import LIF
 from stochep.engine.neurons.sigma_delta import PredictiveCoding, SigmaDelta, quantise
 from stochep.rules.ep import EP, ep_gradients
+from stochep.training.build import build_neuron
 from stochep.training.trainer import Trainer
 
 
@@ -141,7 +142,7 @@ def test_stateful_neurons_need_synchronous_updates():
 
 
 def test_full_precision_is_the_rate_model():
-    fp = Config(neuron="full-precision").neuron_model()
+    fp = build_neuron(Config(neuron="full-precision"))
     assert isinstance(fp, FullPrecision) and not fp.stochastic
     xi = [torch.rand(4, 9)]
     assert torch.equal(fp.sample([fp.rate(xi[0])], None)[0], fp.rate(xi[0]))

@@ -4,6 +4,7 @@ import torch
 
 from stochep import Dynamics, Neuron, SpikeRNG, rho
 from stochep.engine.network import EPNetwork
+from stochep.training.build import build_neuron
 
 
 def test_rho_is_hard_sigmoid_with_gain():
@@ -101,6 +102,6 @@ def test_box_is_a_neuron_option_from_config():
     from stochep import Config
 
     cfg = Config(neuron_options={"box": "unit"}, kappa=0.5)
-    assert cfg.neuron_model().high == 1.0
+    assert build_neuron(cfg).high == 1.0
     with pytest.raises(ValueError, match="box must be one of kappa, unit"):
         Config(neuron_options={"box": "open"})

@@ -17,6 +17,7 @@ import torch
 from stochep.data import load_dataset
 from stochep.engine.rng import SpikeRNG
 from stochep.tools.results import data_dir, print_table, write_json
+from stochep.training.build import build_dynamics
 from stochep.training.checkpoint import load_checkpoint
 from stochep.training.config import Config
 from stochep.training.models import build_network
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     x = data.x_train
     net = build_network(cfg, data.input_shape, 10)
     net.load_state_dict(ck["model"])
-    dyn = cfg.dynamics()
+    dyn = build_dynamics(cfg)
     warm_steps = cfg.T_free_warm or cfg.T_free
     rows = []
     with torch.no_grad():

@@ -465,7 +465,9 @@ def cmd_gradcheck(args) -> int:
             from stochep.engine.rng import Streams
 
             cfg.set("T_free", args.T)
-            rule = cfg.rule(Streams(args.seed))
+            from stochep.training.build import build_rule
+
+            rule = build_rule(cfg, Streams(args.seed))
     else:
         net, data = digits_network(args.widths, args.n_perclass, args.kappa, args.lam,
                                    args.init_scale, args.seed)

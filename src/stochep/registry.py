@@ -1,4 +1,4 @@
-"""Named registries of pluggable parts: neuron models, output costs and learning rules.
+"""The one registry mechanism: every kind of pluggable part has its registry here.
 
 A part is a class registered under the name that config files and ``--set`` use::
 
@@ -52,3 +52,15 @@ class Registry:
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._items)
+
+
+# Every registry of the package. Parts register themselves where they are defined (the built-in
+# ones when their module is imported); the config and the CLI find them only through these.
+NEURONS = Registry("neuron")  # engine/neurons/
+COSTS = Registry("cost")  # engine/costs.py
+INTERACTIONS = Registry("layer")  # engine/interactions/
+RULES = Registry("algo")  # rules/
+DATASETS = Registry("dataset")  # data/
+# Each part that owns config fields registers a check of its own section here: a function
+# ``check(cfg)`` that raises ValueError naming the field (``Config.validate`` runs them all).
+CONFIG_CHECKS = Registry("config check")

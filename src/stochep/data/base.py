@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stochep.registry import Registry
+from stochep.registry import DATASETS
 from stochep.validation import check_options
 
 
@@ -184,7 +184,6 @@ class DatasetSource:
                      and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
-DATASETS = Registry("dataset")
 
 
 def dataset_shape(name: str) -> tuple[tuple[int, ...], int]:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from stochep.registry import Registry
-
-COSTS = Registry("cost")
+from stochep.registry import CONFIG_CHECKS, COSTS
 
 
 class Cost:
@@ -64,3 +62,9 @@ class RateMSE(Cost):
 
 def make_cost(name: str) -> Cost:
     return COSTS[name]()
+
+
+@CONFIG_CHECKS.register("cost")
+def check_cost(cfg) -> None:
+    """``cost`` names a registered output cost."""
+    COSTS[cfg.cost]

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from stochep.registry import CONFIG_CHECKS
 from stochep.validation import check_choice, check_int_at_least
 
 from .rng import SpikeRNG
@@ -375,3 +376,9 @@ def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
           target: torch.Tensor | None = None, neuron=None) -> list[torch.Tensor]:
     """Run one synchronous phase of ``steps`` steps from ``init``; returns the final states."""
     return Dynamics().relax(net, x, init, steps, rng, beta, target, neuron=neuron).final
+
+
+@CONFIG_CHECKS.register("dynamics")
+def check_dynamics(cfg) -> None:
+    """The dynamics' section: ``update``, ``tol``, ``compile``, ``pool_every``."""
+    Dynamics.from_config(cfg)

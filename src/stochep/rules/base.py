@@ -19,14 +19,14 @@ config's ``rules:`` mapping (:meth:`LearningRule.settings`).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from stochep.registry import Registry
-
-RULES = Registry("algo")
+from stochep.registry import CONFIG_CHECKS, RULES
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,3 +108,37 @@ class LearningRule:
                 average: int = 1) -> torch.Tensor:
         """Predicted classes for ``x``: the largest of :meth:`scores`."""
         return self.scores(net, x, dynamics, steps, rng, average).argmax(1)
+
+
+@CONFIG_CHECKS.register("rules")
+def check_rules(cfg) -> None:
+    """The learning rules' section: ``rules`` maps registered rule names to their sections, whose
+    keys are each rule's options or config fields it overrides; the active rule (``algo``) can
+    train the resolved config and builds from it; every other registered rule builds from its
+    section as this config sets it, so a bad value never waits for the day that rule runs."""
+    if not isinstance(cfg.rules, dict) or not all(isinstance(v, dict)
+                                                  for v in cfg.rules.values()):
+        raise ValueError(f"rules must map a rule's name to a mapping of its settings, "
+                         f"got {cfg.rules!r}")
+    for name in cfg.rules:
+        RULES[name]  # an unknown rule name is one line
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    for name in RULES:
+        rule = RULES[name]
+        for k in rule.section(cfg):
+            if k in ("algo", "rules", "preset"):
+                raise ValueError(f"rules.{name}.{k} cannot be overridden")
+            if k not in rule.options and k not in fields:
+                known = ", ".join(rule.options) or "none"
+                raise ValueError(f"unknown setting rules.{name}.{k} (its options: {known}; "
+                                 "or a config key it overrides)")
+    active = cfg.resolved()
+    RULES[active.algo].check_config(active)
+    RULES[active.algo].from_config(active, None)
+    for name in RULES:  # the other rules' options as this config sets them, untuned
+        if name != cfg.algo:
+            rule = RULES[name]
+            probe = copy.copy(cfg)
+            probe.rules = {**cfg.rules, name: {k: v for k, v in cfg.rules.get(name, {}).items()
+                                               if k in rule.options}}
+            rule.from_config(probe, None)

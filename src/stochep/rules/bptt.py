@@ -21,29 +21,9 @@ method above, and a config without a ``bptt`` section trains with :attr:`BPTT.tu
 - ``rules.bptt.truncate = k``: backpropagate through the last ``k`` steps only (0: all ``T``).
 - ``rules.bptt.clip``: clip the global gradient norm to this value (0: off).
 
-Why the untuned baseline was weak and degraded (measured with the state cost; reply of issue 9):
-
-- **Not exploding or vanishing over time.** ``|dL/dxi_t|`` through the 60-step unroll of MNIST
-  1FC (gain ``lam kappa^2 |W|``) decays ~50x from the last step to the first, at init and after
-  training; the state box's projection zeroes the Jacobian of pinned neurons and keeps the
-  backward bounded (passing it straight through made the gradients explode, norm ~1e4).
-- **One huge first gradient, then dead outputs.** The first batch's gradient norm is 10-40x the
-  median (digits: 29.6 against 0.3-2.7). A plain SGD step on it pins most outputs at the lower
-  bound of the box, where the projection's gradient is zero: they never recover (SGD 0.1 on
-  digits: gradient norm 0.00 by epoch 2, 9% accuracy; mean-field BPTT collapses the same way).
-  EP escapes because its nudge acts before the projection. Clipping the gradient norm
-  (``rules.bptt.clip``) removes it: digits SGD 0.1 went from 9% to 91% validation accuracy.
-- **Straight-through spike noise.** With the cost on the final state only, the gradient depends
-  on one draw of the last step's spikes: on 256 MNIST images, two spike seeds gave gradients
-  with cosine 0.18-0.83 during 1FC training. ``rules.bptt.loss_last`` averages the cost over ``k``
-  draws. On MNIST 1FC (10k images, AdamW 3e-4) clip 1 + last 5 steps gave 90.1 / 94.1% val over
-  two epochs against 87.1 / 88.3% without.
-- **Optimiser, schedule.** The SGD step that works depends on the cost's scale (the state cost
-  is ``kappa^2`` smaller than the rate cost): SGD 0.01 reached 76% on digits, 0.04 17%, 0.1
-  collapsed; AdamW at a constant rate on the noisy gradients never anneals (the old 1FC
-  88 -> 86% drop). The presets' ``bptt:`` sections use clipping, the averaged cost and a cosine
-  schedule. Also: a BPTT-trained net does not settle (mean-field states still move by 0.1-0.3
-  after ``T`` steps); it is trained and evaluated at exactly ``T``.
+What the plain method needs on these networks (a clipped gradient norm, the cost averaged over
+the last steps) and the measurements behind it: docs/baselines.md, "BPTT: what the baseline
+needs".
 """
 from __future__ import annotations
 
@@ -53,6 +33,7 @@ from typing import ClassVar
 import torch
 
 from stochep.engine.dynamics import phase_constants, step
+from stochep.engine.neurons.base import build_neuron
 from stochep.engine.rng import SpikeRNG, Streams
 from stochep.rules.base import RULES, LearningRule, StepResult
 from stochep.validation import check_choice, check_int_at_least
@@ -90,7 +71,7 @@ class BPTT(LearningRule):
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        if cfg.neuron_model().stateful and cls.settings(cfg)["spikes"] == "same":
+        if build_neuron(cfg).stateful and cls.settings(cfg)["spikes"] == "same":
             raise ValueError(f"neuron {cfg.neuron!r} keeps internal state, which BPTT does not "
                              "unroll; use --algo ep, or rules.bptt.spikes=rate (mean-field BPTT)")
 

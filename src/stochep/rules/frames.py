@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
+from stochep.registry import CONFIG_CHECKS
 from stochep.rules.base import LearningRule, StepResult
-from stochep.validation import check_choice
+from stochep.validation import check_choice, check_int_at_least
 
 FRAME_UPDATES = ("sample", "frame")
 
@@ -34,6 +35,14 @@ FRAME_UPDATES = ("sample", "frame")
 def check_gamma(gamma) -> None:
     if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
         raise ValueError(f"gamma (warm start, eq. 18) must be in [0, 1], got {gamma!r}")
+
+
+@CONFIG_CHECKS.register("frames")
+def check_frames(cfg) -> None:
+    """The frame sequences' section: ``gamma``, ``frame_update``, ``T_free_warm``."""
+    check_gamma(cfg.gamma)
+    check_choice("frame_update", cfg.frame_update, FRAME_UPDATES)
+    check_int_at_least("T_free_warm", cfg.T_free_warm, 0)
 
 
 def _warm(states: list[torch.Tensor], gamma: float) -> list[torch.Tensor] | None:

@@ -41,6 +41,7 @@ import torch
 from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from stochep.training.build import build_rule
 from stochep.training.config import Config, ConfigError
 
 MB = 2**20
@@ -116,7 +117,7 @@ def synthetic_step(cfg, batch_size: int, device, seed: int):
     x = net.interactions[0].example_input(batch_size, gen).to(device)
     y = torch.randint(0, n_classes, (batch_size,), generator=gen).to(device)
     opt = make_optimizer(cfg, net)
-    rule = cfg.rule(Streams(cfg.seed, device))
+    rule = build_rule(cfg, Streams(cfg.seed, device))
 
     def step():
         rule.gradients(net, x, y)
@@ -128,7 +129,7 @@ def synthetic_step(cfg, batch_size: int, device, seed: int):
 def measure_step_memory(cfg: Config, algo: str, batch_size: int, device: str = "cpu") -> dict:
     """Peak MB above params + inputs of one training step of ``cfg``'s network (see module doc).
 
-    The step is the trainer's: the rule ``cfg.rule()`` builds (all its options) writes the
+    The step is the trainer's: the rule ``build_rule(cfg)`` builds (all its options) writes the
     gradients, then the run's optimizer steps. Runs in this process; use
     :func:`measure_in_subprocess` for isolated measurements.
     """

@@ -1,10 +1,10 @@
 """Run configuration: one flat, plain-data record (nanoGPT style), loadable from YAML.
 
-It is the one place for defaults, and the objects of a run come from it: :meth:`Config.neuron_model`,
-:meth:`Config.dynamics`, :meth:`Config.rule` and :meth:`Config.output_cost` build the neuron model,
-the phase runner, the learning rule and the cost. :meth:`Config.validate` checks the fields that
-no object owns and builds the objects, whose constructors check their own arguments; every
-failure is a ``ValueError`` naming the field and its allowed range. ``--set key=value`` overrides
+It is the one place for defaults. It imports no part: the parts (neuron, cost, dynamics, learning
+rules, frames) check their own fields through checks registered in ``registry.CONFIG_CHECKS``,
+which :meth:`Config.validate` runs after checking the loop's and the data's fields, and
+``training.build`` builds the objects of a run from it. Every failure is a ``ValueError`` naming
+the field and its allowed range. ``--set key=value`` overrides
 are parsed as YAML and type-checked; numbers in scientific notation (``1e-3``, which YAML 1.1
 reads as a string) are accepted wherever a float is expected.
 """
@@ -18,16 +18,11 @@ from typing import Any
 
 import yaml
 
-from stochep.engine.costs import COSTS
-from stochep.engine.dynamics import Dynamics
-from stochep.engine.neurons import NEURONS
 from stochep.plugins import load_plugins
-from stochep.rules import RULES
-from stochep.rules.frames import FRAME_UPDATES, check_gamma
+from stochep.registry import CONFIG_CHECKS, RULES
 from stochep.validation import (
     check_choice,
     check_int_at_least,
-    check_options,
     check_positive,
     check_unit_interval,
 )
@@ -179,12 +174,9 @@ class Config:
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"deterministic must be true or false, got {self.deterministic!r}")
         check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
-        check_gamma(self.gamma)
-        check_int_at_least("T_free_warm", self.T_free_warm, 0)
         check_int_at_least("T_free_persist", self.T_free_persist, 0)
         if not isinstance(self.persist_free, bool):
             raise ValueError(f"persist_free must be true or false, got {self.persist_free!r}")
-        check_choice("frame_update", self.frame_update, FRAME_UPDATES)
         check_choice("scheduler", self.scheduler, ("none", "cosine"))
         check_choice("eval_test", self.eval_test, ("every", "best"))
         check_int_at_least("readout_average", self.readout_average, 1)
@@ -198,28 +190,10 @@ class Config:
             raise ValueError(f"plugins must be a list of module names, got {self.plugins!r}")
         if not isinstance(self.val_fraction, (int, float)) or not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        # the parts check their own settings; every registered rule's section is checked
-        # whatever algo is, so a bad value never waits for the day another rule runs
-        if not isinstance(self.rules, dict) or not all(
-                isinstance(v, dict) for v in self.rules.values()):
-            raise ConfigError(f"rules must map a rule's name to a mapping of its settings, "
-                              f"got {self.rules!r}")
-        self.neuron_model()
-        for name in self.rules:
-            RULES[name]  # an unknown rule name is one line
-        for name in RULES:
-            self._check_section(RULES[name])
-        self.output_cost()
-        active = self.resolved()
-        RULES[active.algo].check_config(active)
-        active.rule()
-        for name in RULES:  # the other rules' options as this config sets them, untuned
-            if name != self.algo:
-                rule = RULES[name]
-                probe = copy.copy(self)
-                probe.rules = {**self.rules, name: {k: v for k, v in self.rules.get(
-                    name, {}).items() if k in rule.options}}
-                rule.from_config(probe)
+        # every other field belongs to a part, which checks its own section (registered in
+        # CONFIG_CHECKS where the part is defined: neuron, cost, dynamics, frames, rules)
+        for name in CONFIG_CHECKS:
+            CONFIG_CHECKS[name](self)
         return self
 
     # ---- the objects of a run -----------------------------------------------------------
@@ -230,32 +204,6 @@ class Config:
         if not isinstance(self.data_options, dict):
             raise ValueError(f"data_options must be a mapping, got {self.data_options!r}")
         return load_dataset(self.dataset, data_dir or self.data_dir, **self.data_options, **kw)
-
-    def neuron_model(self):
-        """The neuron model ``neuron`` names (``neurons.NEURONS``)."""
-        cls = NEURONS[self.neuron]
-        if not isinstance(self.neuron_options, dict):
-            raise ValueError(f"neuron_options must be a mapping, got {self.neuron_options!r}")
-        self.neuron_options = check_options(f"neuron_options for neuron {self.neuron!r}",
-                                            self.neuron_options, cls)
-        try:
-            return cls.from_config(self)
-        except TypeError as e:  # an option the model's own from_config refuses
-            raise ValueError(f"neuron_options for neuron {self.neuron!r}: {e}") from None
-
-    def output_cost(self):
-        """The output cost ``cost`` names (``costs.COSTS``)."""
-        return COSTS[self.cost]()
-
-    def dynamics(self) -> Dynamics:
-        """How phases run: update order, early exit, compilation, pooling-index reuse."""
-        return Dynamics.from_config(self)
-
-    def rule(self, streams=None):
-        """The learning rule ``algo`` names (``rules.RULES``), built from the resolved config,
-        drawing its randomness from ``streams`` (``rng.Streams``)."""
-        cfg = self.resolved()
-        return RULES[cfg.algo].from_config(cfg, streams)
 
     def resolved(self) -> Config:
         """The config actually trained: the active rule's section applied. Its config fields
@@ -271,17 +219,6 @@ class Config:
         for k, v in overrides.items():
             cfg.set(k, v)
         return cfg.validate()
-
-    def _check_section(self, rule) -> None:
-        """One line for a key of ``rules.<name>`` that is neither an option nor a config field,
-        or a config field the section may not override."""
-        for k in rule.section(self):
-            if k in ("algo", "rules", "preset"):
-                raise ConfigError(f"rules.{rule.name}.{k} cannot be overridden")
-            if k not in rule.options and k not in _FIELD_NAMES:
-                known = ", ".join(rule.options) or "none"
-                raise ConfigError(f"unknown setting rules.{rule.name}.{k} (its options: {known}; "
-                                  "or a config key it overrides)")
 
     def diff(self) -> dict[str, Any]:
         """The fields that differ from the defaults."""
@@ -336,7 +273,7 @@ class Config:
         root = copy.deepcopy(getattr(self, head))
         if head == "rules" and len(path) == 2 and path[0] not in root:
             # the first entry of a rule's section starts from the section the rule trains with
-            root[path[0]] = RULES[path[0]].section(self)
+            root[path[0]] = RULES[path[0]].section(self)  # (the registry's, no rule built)
         node = root
         for part in path[:-1]:
             node = node.setdefault(part, {})

@@ -5,6 +5,8 @@ import torch
 
 from stochep.engine.interactions import INTERACTIONS, Dense
 from stochep.engine.network import EPNetwork
+from stochep.engine.neurons.base import build_neuron
+from stochep.registry import COSTS
 
 from .config import Config
 
@@ -69,7 +71,7 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
     neurons) is appended as a dense readout, flattening whatever is below. Weights are drawn
     from a generator seeded by ``cfg.seed``; global RNG state is untouched.
     """
-    neuron = cfg.neuron_model()
+    neuron = build_neuron(cfg)
     shape = frame_shape(input_shape)
     kinds = [INTERACTIONS[layer_kind(i, spec)] for i, spec in enumerate(cfg.layers)]
     if kinds and kinds[0].needs_image:
@@ -82,5 +84,6 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
             inters.append(inter)
             shape = inter.out_shape
         inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))
-    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass, cfg.output_cost())
+    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass,
+                     COSTS[cfg.cost]())
 

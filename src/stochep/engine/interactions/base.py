@@ -21,10 +21,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from stochep.registry import Registry
-
 # layer kind -> Interaction class; a config's layers: entry {kind: ...} builds one
-INTERACTIONS = Registry("layer")
+from stochep.registry import INTERACTIONS  # noqa: F401 - re-exported: parts register here
 
 
 class Interaction(nn.Module):

@@ -27,10 +27,10 @@ from __future__ import annotations
 import torch
 
 from stochep.engine.rng import SpikeRNG
-from stochep.registry import Registry
+from stochep.registry import CONFIG_CHECKS, NEURONS
+from stochep.validation import check_options
 
 SPIKE_MODES = ("bernoulli", "poisson", "rate")
-NEURONS = Registry("neuron")
 
 
 class NeuronModel:
@@ -70,3 +70,25 @@ class NeuronModel:
     def project_(self, v: torch.Tensor) -> torch.Tensor:
         """Clamp ``v`` into the state box ``[low, high]`` in place."""
         return v.clamp_(self.low, self.high)
+
+
+def build_neuron(cfg) -> NeuronModel:
+    """The neuron model ``cfg.neuron`` names, built by its ``from_config`` from its
+    ``neuron_options`` (checked first: an unknown option names the closest, a wrong type is one
+    line)."""
+    cls = NEURONS[cfg.neuron]
+    if not isinstance(cfg.neuron_options, dict):
+        raise ValueError(f"neuron_options must be a mapping, got {cfg.neuron_options!r}")
+    cfg.neuron_options = check_options(f"neuron_options for neuron {cfg.neuron!r}",
+                                       cfg.neuron_options, cls)
+    try:
+        return cls.from_config(cfg)
+    except TypeError as e:  # an option the model's own from_config refuses
+        raise ValueError(f"neuron_options for neuron {cfg.neuron!r}: {e}") from None
+
+
+@CONFIG_CHECKS.register("neuron")
+def check_neuron(cfg) -> None:
+    """The neuron's section: ``neuron``, ``neuron_options`` (and the paper neuron's ``kappa``,
+    ``spikes``, ``dt``), by building it."""
+    build_neuron(cfg)

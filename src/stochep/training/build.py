@@ -1,0 +1,69 @@
+"""The objects of a run, built from its config: the one place the training layer turns config
+fields into engine and rule objects (``config.py`` builds nothing).
+
+    net, rule, opt, sched, streams = build_run(cfg, data)    # what a Trainer holds
+
+Each part is found through its registry (``registry.py``): the neuron model (``NEURONS``), the
+output cost (``COSTS``), the layers (``INTERACTIONS``, in ``models.build_network``) and the
+learning rule (``RULES``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from stochep.engine.dynamics import Dynamics
+from stochep.engine.neurons.base import build_neuron
+from stochep.engine.rng import Streams
+from stochep.registry import COSTS, RULES
+
+from .optim import make_optimizer, make_scheduler
+
+__all__ = ["Run", "build_cost", "build_dynamics", "build_neuron", "build_rule", "build_run"]
+
+
+def build_cost(cfg):
+    """The output cost ``cfg.cost`` names."""
+    return COSTS[cfg.cost]()
+
+
+def build_dynamics(cfg) -> Dynamics:
+    """How phases run: update order, early exit, compilation, pooling-index reuse."""
+    return Dynamics.from_config(cfg)
+
+
+def build_rule(cfg, streams: Streams | None = None):
+    """The learning rule ``cfg.algo`` names, built from the config it trains (its section of
+    ``rules:`` applied, :meth:`Config.resolved`), drawing its randomness from ``streams``."""
+    cfg = cfg.resolved()
+    return RULES[cfg.algo].from_config(cfg, streams)
+
+
+@dataclass
+class Run:
+    """What a run trains: the network, the rule, the optimizer, its schedule, the streams."""
+
+    net: torch.nn.Module
+    rule: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    streams: Streams
+
+    def __iter__(self):
+        return iter((self.net, self.rule, self.optimizer, self.scheduler, self.streams))
+
+
+def build_run(cfg, data, device: str | torch.device | None = None, rank: int = 0) -> Run:
+    """The network for ``data``'s input shape and classes (weights seeded by ``cfg.seed``, not
+    calibrated), the rule, the optimizer and scheduler, and the run's random streams (seeded
+    by ``cfg.seed``; ``rank`` offsets the spike stream of a data-parallel rank), on ``device``
+    (default ``cfg.device``). The Trainer adds calibration, the weight average and the loop."""
+    from .models import build_network
+
+    cfg = cfg.resolved()
+    device = torch.device(device or cfg.device)
+    net = build_network(cfg, data.input_shape, data.n_classes, data.embedding).to(device)
+    streams = Streams(cfg.seed, device, rank)
+    opt = make_optimizer(cfg, net)
+    return Run(net, build_rule(cfg, streams), opt, make_scheduler(cfg, opt), streams)
