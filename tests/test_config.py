@@ -73,3 +73,20 @@ def test_a_typo_suggests_the_closest_key():
         Config().apply_overrides(["bta=0.2"])
     with pytest.raises(ConfigError, match=r"did you mean 'epochs'"):
         Config.from_dict({"epoch": 3})
+
+
+def test_config_yaml_writes_every_option_in_force_and_loads_back(digits, tmp_path):
+    from stochep import Trainer
+    from stochep.training.config import Config
+
+    cfg = Config(algo="bptt", layers=[16], T_free=6, epochs=1)
+    Trainer(cfg, digits, str(tmp_path / "run"), progress=False).fit()
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    # the rule's defaults and its tuned overrides are written out, not implied
+    assert saved["rules"]["bptt"] == {"spikes": "same", "loss_last": 5, "truncate": 0,
+                                      "clip": 1.0}
+    assert (saved["lr"], saved["optimizer"], saved["batch_size"]) == (0.05, "sgd", 16)
+    assert saved["neuron_options"] == {"box": "kappa"}
+    again = Config.from_dict(saved).validate().resolved()
+    assert again.to_dict() == {**Trainer(cfg, digits, progress=False).cfg.to_dict(),
+                               "rules": saved["rules"], "neuron_options": {"box": "kappa"}}

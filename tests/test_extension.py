@@ -92,7 +92,7 @@ def _tiny(**kw):
 
 
 def test_a_toy_neuron_trains_on_a_tiny_net(toys, digits):
-    tr = Trainer(_tiny(neuron="toy-linear", kappa=1.0), digits, progress=False)
+    tr = Trainer(_tiny(neuron="toy-linear"), digits, progress=False)
     assert isinstance(tr.net.neuron, ToyLinearNeuron)
     tr.fit()
     assert tr.history[-1]["test_acc"] > 0.6  # chance is 0.1
@@ -125,6 +125,12 @@ def test_a_toy_rule_trains_through_config_cli_and_memory(toys, digits, tmp_path,
                  "--no-progress", "--set", "calibrate_rate=0.0"]) == 0
     assert "test_accuracy=" in capsys.readouterr().out
     assert measure_step_memory(_tiny(), "toy-delta", 8)["peak_bytes"] > 0
+
+
+def test_a_paper_neuron_field_set_for_another_neuron_is_refused(toys):
+    # the toy neuron has no kappa: setting one must not be silently ignored
+    with pytest.raises(ValueError, match="'toy-linear' does not read kappa"):
+        _tiny(neuron="toy-linear", kappa=1.0)
 
 
 def test_unknown_parts_are_one_line_errors():

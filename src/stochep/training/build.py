@@ -9,6 +9,7 @@ learning rule (``RULES``).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -16,11 +17,12 @@ import torch
 from stochep.engine.dynamics import Dynamics
 from stochep.engine.neurons.base import build_neuron
 from stochep.engine.rng import Streams
-from stochep.registry import COSTS, RULES
+from stochep.registry import COSTS, NEURONS, RULES
 
 from .optim import make_optimizer, make_scheduler
 
-__all__ = ["Run", "build_cost", "build_dynamics", "build_neuron", "build_rule", "build_run"]
+__all__ = ["Run", "build_cost", "build_dynamics", "build_neuron", "build_rule", "build_run",
+           "in_force"]
 
 
 def build_cost(cfg):
@@ -38,6 +40,25 @@ def build_rule(cfg, streams: Streams | None = None):
     ``rules:`` applied, :meth:`Config.resolved`), drawing its randomness from ``streams``."""
     cfg = cfg.resolved()
     return RULES[cfg.algo].from_config(cfg, streams)
+
+
+def in_force(cfg) -> dict:
+    """``cfg`` as a mapping with every part's option in force written out, defaults included:
+    the active rule's whole section (``rules.<algo>``: each of its options) and the neuron's
+    options (``neuron_options``: each parameter of the model that is not a top-level field).
+    Loading it back gives the same run (what ``config.yaml`` holds)."""
+    d = cfg.to_dict()
+    rule = RULES[cfg.algo]
+    d["rules"] = {**d["rules"], cfg.algo: {**rule.settings(cfg),
+                                          **{k: v for k, v in rule.section(cfg).items()
+                                             if k not in rule.options}}}
+    model = NEURONS[cfg.neuron]
+    params = inspect.signature(model).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not p.empty
+                and p.name not in model.config_fields
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    d["neuron_options"] = {**defaults, **d["neuron_options"]}
+    return d
 
 
 @dataclass

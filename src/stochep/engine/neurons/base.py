@@ -41,6 +41,9 @@ class NeuronModel:
     high: float = 1.0
     stateful = False  # True for a StatefulNeuron
     state_gain = False  # True: rho' varies inside the box, given per neuron by gain_at(xi)
+    # the top-level config fields its from_config reads (the paper's neuron: kappa, spikes, dt);
+    # setting another of them for this neuron is an error, not silently ignored
+    config_fields: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg) -> NeuronModel:
@@ -72,11 +75,26 @@ class NeuronModel:
         return v.clamp_(self.low, self.high)
 
 
+NEURON_FIELDS = ("kappa", "spikes", "dt")  # top-level config fields that belong to a neuron
+
+
+def _option_names(cls) -> list[str]:
+    import inspect
+
+    return [n for n in inspect.signature(cls).parameters if n not in cls.config_fields]
+
+
 def build_neuron(cfg) -> NeuronModel:
     """The neuron model ``cfg.neuron`` names, built by its ``from_config`` from its
     ``neuron_options`` (checked first: an unknown option names the closest, a wrong type is one
     line)."""
     cls = NEURONS[cfg.neuron]
+    defaults = type(cfg)()
+    for f in NEURON_FIELDS:
+        if f not in cls.config_fields and getattr(cfg, f) != getattr(defaults, f):
+            raise ValueError(f"neuron {cfg.neuron!r} does not read {f} (it is the paper "
+                             f"neuron's); set this neuron's own options with neuron_options "
+                             f"(its options: {', '.join(_option_names(cls)) or 'none'})")
     if not isinstance(cfg.neuron_options, dict):
         raise ValueError(f"neuron_options must be a mapping, got {cfg.neuron_options!r}")
     cfg.neuron_options = check_options(f"neuron_options for neuron {cfg.neuron!r}",

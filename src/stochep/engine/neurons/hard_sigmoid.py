@@ -33,6 +33,7 @@ class HardSigmoidRate(NeuronModel):
 
     kappa: float = 2.0
     box: str = "kappa"
+    config_fields = ("kappa", "spikes", "dt")
 
     @property
     def gain(self) -> float:
@@ -121,6 +122,7 @@ class FullPrecision(Neuron):
     the hard-sigmoid neuron in mean-field mode, in training and evaluation."""
 
     spikes: str = "rate"
+    config_fields = ("kappa", "spikes", "dt")  # spikes: "rate" whatever is set
 
     def __post_init__(self):
         super().__post_init__()

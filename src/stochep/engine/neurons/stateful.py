@@ -21,6 +21,8 @@ class StatefulNeuron(HardSigmoidRate):
     nudged phases can start from the same one.
     """
 
+    config_fields = ("kappa",)  # spikes and dt are the paper neuron's
+
     stateful = True
 
     @property
