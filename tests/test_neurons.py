@@ -105,3 +105,16 @@ def test_box_is_a_neuron_option_from_config():
     assert build_neuron(cfg).high == 1.0
     with pytest.raises(ValueError, match="box must be one of kappa, unit"):
         Config(neuron_options={"box": "open"})
+
+
+def test_bf16_states_draw_unbiased_spikes():
+    # uniforms are drawn in float32: in bf16 about 2^-9 of them round to 1.0, and a neuron at
+    # rate 1 would then miss spikes
+    rng = SpikeRNG(0)
+    n = Neuron(2.0, "bernoulli")
+    ones = torch.ones(64, 1024, dtype=torch.bfloat16)
+    for _ in range(20):
+        assert n.sample([ones], rng)[0].min().item() == 1.0
+    half = torch.full((64, 1024), 0.5, dtype=torch.bfloat16)
+    rate = torch.stack([n.sample([half], rng)[0].float().mean() for _ in range(20)]).mean()
+    assert abs(rate.item() - 0.5) < 0.003

@@ -369,6 +369,10 @@ def part_options(args) -> dict:
             row["first_call_s"] = timed(step, args.device)
             t, n = _best(step, args.device, clock, share / 2)
             row.update(step_s=t, repeats=n, samples_s=b / t)
+            dyn = getattr(getattr(step, "rule", None), "dynamics", None)
+            if over.get("compile"):  # a failed or refused compile ran eagerly: say so
+                row["compile_error"] = getattr(dyn, "compile_error", None)
+                row["compile_refused"] = getattr(dyn, "compile_refused", None)
             if label.startswith("eager fp32"):
                 base[preset] = row["samples_s"]
             if preset in base:

@@ -361,13 +361,16 @@ class Dynamics:
             if observer is not None:
                 observer(t, spikes)
             if average_last > 1 and t > steps - average_last:
-                total = list(states) if total is None else [a + b for a, b in zip(total, states)]
+                # summed in float32 (bf16 dynamics would lose the low bits of the average)
+                total = [s.float() for s in states] if total is None else \
+                    [a + b.float() for a, b in zip(total, states)]
                 count += 1
             if self.tol > 0 and t % self.check_every == 0:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
                     break
                 ref = states
-        average = states if count == 0 else [a / count for a in total]
+        average = states if count == 0 else [(a / count).to(s.dtype)
+                                             for a, s in zip(total, states)]
         return PhaseResult(states, average, t, carry)
 
 

@@ -123,6 +123,7 @@ def synthetic_step(cfg, batch_size: int, device, seed: int):
         rule.gradients(net, x, y)
         opt.step()
 
+    step.rule = rule  # what it runs (its dynamics say whether compiling worked)
     return net, x, y, step
 
 

@@ -13,16 +13,29 @@ SILENT_RATE = 0.01
 SATURATED_FRACTION = 0.9
 
 
-def layer_activity(net, states: list[torch.Tensor]) -> list[dict]:
-    """Per layer: mean firing rate, fraction at the lower and at the upper bound of the box."""
+ACTIVITY_KEYS = ("rate", "at_low", "at_high")
+
+
+def activity_tensor(net, states: list[torch.Tensor]) -> torch.Tensor:
+    """``[layers, 3]`` on the states' device: per layer the mean firing rate and the fractions
+    at the lower and at the upper bound of the box (no host sync: :func:`as_rows` reads it)."""
     neuron = net.neuron
-    out = []
+    rows = []
     for xi in states:
         xi = xi.detach().float()
-        out.append({"rate": neuron.rate(xi).mean().item(),
-                    "at_low": (xi <= neuron.low).float().mean().item(),
-                    "at_high": (xi >= neuron.high).float().mean().item()})
-    return out
+        rows.append(torch.stack([neuron.rate(xi).mean(), (xi <= neuron.low).float().mean(),
+                                 (xi >= neuron.high).float().mean()]))
+    return torch.stack(rows)
+
+
+def as_rows(values: list[list[float]]) -> list[dict]:
+    """:func:`activity_tensor`'s rows (as lists) as one dict per layer."""
+    return [dict(zip(ACTIVITY_KEYS, row)) for row in values]
+
+
+def layer_activity(net, states: list[torch.Tensor]) -> list[dict]:
+    """Per layer: mean firing rate, fraction at the lower and at the upper bound of the box."""
+    return as_rows(activity_tensor(net, states).tolist())
 
 
 def activity_warnings(activity: list[dict]) -> list[str]:

@@ -32,7 +32,7 @@ from stochep.engine.record import Recording, record
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
 from stochep.rules import FrameSequence, TrainingDiverged
 
-from .activity import activity_warnings, layer_activity
+from .activity import activity_tensor, activity_warnings, as_rows
 from .build import build_dynamics, build_rule
 from .callbacks import Callback, Checkpoints, Progress
 from .checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint
@@ -85,10 +85,12 @@ class LayerMeter:
                 "update_ratio": self.mean("update"), "nudge_firing_rate": self.mean("nudge_rate")}
 
 
-def _step_ratios(net, before: list[torch.Tensor]) -> list[float]:
-    """``|W_new - W_old| / |W_old|`` of each weight tensor (biases skipped), one per layer."""
-    return [((p.detach() - b).norm() / b.norm().clamp_min(1e-12)).item()
-            for (name, p), b in zip(net.named_parameters(), before) if name.endswith("weight")]
+def _step_ratios(net, before: list[torch.Tensor]) -> torch.Tensor:
+    """``|W_new - W_old| / |W_old|`` of each weight tensor (biases skipped), one per layer, as
+    one tensor on the weights' device."""
+    return torch.stack([(p.detach() - b).norm() / b.norm().clamp_min(1e-12)
+                        for (name, p), b in zip(net.named_parameters(), before)
+                        if name.endswith("weight")])
 
 
 class Trainer:
@@ -315,14 +317,21 @@ class Trainer:
         before = [p.detach().clone() for p in net.parameters()]
         self.optimizer_step()
         pred = net.predict(free[-1]) if res.scores is None else res.scores.argmax(1)
-        correct = (pred == y).sum().item()
-        layers = layer_activity(net, free)
-        loss_sum = loss.sum().item()
+        # every metric in one device-to-host copy (one sync per batch on a GPU)
+        acts = [activity_tensor(net, free)] + ([] if nudged is None
+                                               else [activity_tensor(net, nudged)])
+        ratios = _step_ratios(net, before)
+        head = torch.stack([loss.detach().sum().double(), (pred == y).sum().double()])
+        flat = torch.cat([head, ratios.double()] + [a.double().flatten() for a in acts]).tolist()
+        loss_sum, correct = flat[0], int(flat[1])
+        k = 2 + len(ratios)
+        n_layers = len(free)
+        layers = as_rows([flat[k + 3 * i:k + 3 * i + 3] for i in range(n_layers)])
+        nudged_layers = None if nudged is None else as_rows(
+            [flat[k + 3 * (n_layers + i):k + 3 * (n_layers + i) + 3] for i in range(n_layers)])
         return {"n": n, "loss": loss_sum / n, "loss_sum": loss_sum, "correct": correct,
-                "acc": correct / n,
-                "rates": [a["rate"] for a in layers], "layers": layers,
-                "nudged_layers": None if nudged is None else layer_activity(net, nudged),
-                "update_ratio": _step_ratios(net, before)}
+                "acc": correct / n, "rates": [a["rate"] for a in layers], "layers": layers,
+                "nudged_layers": nudged_layers, "update_ratio": flat[2:k]}
 
     def optimizer_step(self) -> None:
         """One optimizer step, folded into the weight average if there is one (with
@@ -348,11 +357,17 @@ class Trainer:
 
     def check_finite(self, states, batch: int = 0) -> None:
         """Raise :class:`TrainingDiverged` if ``states``, a weight or a gradient holds NaN or
-        inf (``batch`` numbers the batch in the message)."""
+        inf (``batch`` numbers the batch in the message). One host sync; the culprit is
+        looked for only when something is wrong."""
+        params = list(self.net.named_parameters())
+        flags = [torch.isfinite(s).all() for s in states] + \
+            [torch.isfinite(p).all() & torch.isfinite(p.grad).all() for _, p in params]
+        if bool(torch.stack(flags).all()):
+            return
         where = f"epoch {self.epoch + 1}, batch {batch + 1}"
         if not all(torch.isfinite(s).all() for s in states):
             raise TrainingDiverged(f"NaN/inf in neuron states at {where}")
-        for name, p in self.net.named_parameters():
+        for name, p in params:
             if not torch.isfinite(p).all() or not torch.isfinite(p.grad).all():
                 raise TrainingDiverged(f"NaN/inf in {name} or its gradient at {where}; "
                                        "lower lr or beta")

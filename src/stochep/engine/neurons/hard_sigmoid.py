@@ -102,7 +102,9 @@ class Neuron(HardSigmoidRate):
         if rng is None:
             raise ValueError("rng: a SpikeRNG is required for stochastic spikes "
                              f"(spikes={self.spikes!r}); pass rng= or use spikes='rate'")
-        u = rng.uniform(sum(r.numel() for r in rates), rates[0].dtype)
+        # uniforms in float32 whatever the states' dtype: in bf16 about 2^-9 of them would round
+        # to 1.0, so a neuron at rate 1 would miss spikes and every probability would be low
+        u = rng.uniform(sum(r.numel() for r in rates), torch.float32)
         out, k = [], 0
         for r in rates:
             n = r.numel()
