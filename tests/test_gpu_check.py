@@ -102,3 +102,21 @@ def test_minipytest_runs_the_device_tests_where_pytest_is_missing(tmp_path):
     from check import _junit
     rows = _junit(xml)
     assert len(rows) == 2 and all(r["outcome"] == "passed" for r in rows), rows
+
+
+@pytest.mark.slow
+def test_first_contact_runs_on_the_cpu_and_records_every_check(tmp_path):
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu" / "first_contact.sh"),
+                          str(tmp_path), "--device", "cpu", "--quick"],
+                         capture_output=True, text=True, timeout=150, check=False,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    d = json.loads((tmp_path / "gpu_first_contact.json").read_text())
+    assert res.returncode == 0 and d["status"] == "ok", res.stdout + res.stderr
+    checks = d["checks"]
+    assert set(checks) == {"nccl", "syncs", "profile", "diagnose", "compile", "bf16_uniform",
+                           "deterministic"}
+    assert checks["nccl"]["sum"] == [1.5, 2.0] and checks["nccl"]["tensor_device"] == "cpu"
+    assert checks["profile"]["aten_ops_per_batch"] > 0
+    assert checks["bf16_uniform"]["float32"]["max"] < 1.0  # what the spikes draw
+    assert checks["deterministic"]["identical_weights"] is True
+    assert "commit" in d and "machine" in d
