@@ -146,6 +146,34 @@ def as_labels(y, what: str = "y") -> torch.Tensor:
     return y
 
 
+def as_batch(x, input_shape, token_ids: bool = False) -> torch.Tensor:
+    """Inputs to score, checked as :meth:`Dataset.from_tensors` checks training data: shaped
+    ``[N, *input_shape]`` (channels-last images named as such), not empty, finite and in
+    [0, 1] (unless ``token_ids``: a text dataset's ids), as float32; or one ValueError."""
+    x = as_floats(x, "x")
+    shape = tuple(input_shape)
+    if tuple(x.shape[1:]) != shape:
+        if x.dim() == 4 and tuple(x.permute(0, 3, 1, 2).shape[1:]) == shape:
+            check_channels_first(x)
+        raise ValueError(f"x must be [N, {', '.join(map(str, shape))}] like the training "
+                         f"data, got {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError("x is empty")
+    return x if token_ids else as_inputs(x, "x")
+
+
+def as_batch_labels(y, n: int, n_classes: int) -> torch.Tensor:
+    """``n`` labels in ``0..n_classes-1`` as int64, or one ValueError."""
+    y = as_labels(y, "y")
+    if len(y) != n:
+        raise ValueError(f"x has {n} samples but y has {len(y)} labels")
+    top = int(y.max())
+    if top >= n_classes:
+        raise ValueError(f"y must hold class indices in 0..{n_classes - 1} (the network's "
+                         f"{n_classes} classes), found {top}")
+    return y
+
+
 def content_hash(ds: Dataset) -> str:
     """sha256 of a dataset's tensors (train and test, inputs and labels)."""
     h = hashlib.sha256()

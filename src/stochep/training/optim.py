@@ -1,6 +1,8 @@
 """Optimizer and learning-rate schedule of a run (appendix E), with per-layer learning rates."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .config import Config
@@ -33,3 +35,16 @@ def make_scheduler(cfg: Config, opt):
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0)
+
+
+def retarget_schedule(sched, opt, epochs: int) -> None:
+    """A cosine schedule resumed with another epoch count becomes the one a run planned for
+    ``epochs`` from the start would be at this epoch (``T_max = epochs``, each group's learning
+    rate set to the closed form there); the epochs already trained stay as they were."""
+    if not isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) or sched.T_max == epochs:
+        return
+    sched.T_max = epochs
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = sched.eta_min + (base - sched.eta_min) * (
+            1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+    sched._last_lr = [g["lr"] for g in opt.param_groups]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from stochep.data import Dataset
 from stochep.data.augment import augment_batch
-from stochep.data.base import as_floats, as_inputs, as_labels, check_channels_first
+from stochep.data.base import as_batch, as_batch_labels, as_floats, as_labels
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.network import Inference
@@ -39,7 +39,7 @@ from .checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint
 from .config import Config, check_device
 from .distributed import DataParallel
 from .models import build_network, image_shape
-from .optim import make_optimizer, make_scheduler
+from .optim import make_optimizer, make_scheduler, retarget_schedule
 from .persistent import FreeStateStore
 from .rundir import RunExists, RunLock
 from .weight_average import WeightAverage
@@ -417,28 +417,11 @@ class Trainer:
         return self.ema.applied(self.net) if self.ema is not None else contextlib.nullcontext()
 
     def _check_inputs(self, x) -> torch.Tensor:
-        """``x`` checked as ``Dataset.from_tensors`` checks training data (finite; in [0, 1]
-        unless token ids; the training samples' shape), as float32; or one ValueError."""
-        x = as_floats(x, "x")
-        shape = tuple(self.data.input_shape)
-        if tuple(x.shape[1:]) != shape:
-            if x.dim() == 4 and tuple(x.permute(0, 3, 1, 2).shape[1:]) == shape:
-                check_channels_first(x)
-            raise ValueError(f"x must be [N, {', '.join(map(str, shape))}] like the training "
-                             f"data, got {tuple(x.shape)}")
-        if len(x) == 0:
-            raise ValueError("x is empty")
-        return x if self.data.embedding is not None else as_inputs(x, "x")
+        """``x`` checked as training data is (``data.base.as_batch``), as float32."""
+        return as_batch(x, self.data.input_shape, token_ids=self.data.embedding is not None)
 
     def _check_labels(self, y, n: int) -> torch.Tensor:
-        y = as_labels(y, "y")
-        if len(y) != n:
-            raise ValueError(f"x has {n} samples but y has {len(y)} labels")
-        top = int(y.max())
-        if top >= self.data.n_classes:
-            raise ValueError(f"y must hold class indices in 0..{self.data.n_classes - 1} (the "
-                             f"network's {self.data.n_classes} classes), found {top}")
-        return y
+        return as_batch_labels(y, n, self.data.n_classes)
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
@@ -522,16 +505,7 @@ class Trainer:
         self.best_val_acc, self.test_acc_at_best_val = ck["best_val_acc"], \
             ck["test_acc_at_best_val"]
         self.train_time, self.history = ck["train_time"], list(ck["history"])
-        sched = self.sched
-        if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) \
-                and sched.T_max != self.cfg.epochs:
-            # resumed with another epoch count: the schedule becomes the one a run planned for
-            # the new count from the start would be at this epoch (the epochs done stay done)
-            sched.T_max = self.cfg.epochs
-            for group, base in zip(self.opt.param_groups, sched.base_lrs):
-                group["lr"] = sched.eta_min + (base - sched.eta_min) * (
-                    1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
-            sched._last_lr = [g["lr"] for g in self.opt.param_groups]
+        retarget_schedule(self.sched, self.opt, self.cfg.epochs)
 
     def path(self, name: str) -> str:
         """A file of the run directory."""
