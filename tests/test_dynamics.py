@@ -100,3 +100,18 @@ def test_fast_engine_equals_autograd_reference_in_mean_field_mode():
     ep_gradients(net, x, y, cfg)
     for p, g in zip(net.parameters(), ref):
         assert torch.allclose(p.grad, g, atol=1e-10)
+
+
+def test_float64_phase_averages_are_exact():
+    from stochep import Dynamics, EPNetwork, Neuron
+
+    net = EPNetwork.fc([6, 5], n_classes=2, n_perclass=2, neuron=Neuron(2.0, "rate")).double()
+    x = torch.rand(3, 6, dtype=torch.float64)
+    states, seen = net.zero_states(3, torch.float64), []
+    for _ in range(8):
+        states = Dynamics().relax(net, x, states, 1).final
+        seen.append(states)
+    avg = Dynamics().relax(net, x, net.zero_states(3, torch.float64), 8, average_last=4).average
+    for k in range(2):
+        want = sum(s[k] for s in seen[4:]) / 4
+        assert avg[k].dtype == torch.float64 and torch.equal(avg[k], want)

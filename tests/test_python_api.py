@@ -111,3 +111,47 @@ def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeyp
     assert "No space left on device" in err[-1] and "previous one is kept" in err[-1]
     assert digest(out / "checkpoint_last.pt") == kept
     assert not list(out.glob(".tmp-*"))
+
+
+def test_net_of_x_scores_like_the_trainer_on_any_net(digits, tmp_path):
+    # a weight average, and a conv net fed the data's flat 784 images: net(x) == trainer.scores
+    tr = Trainer(Config(**{**TINY, "ema_decay": 0.5}), digits, progress=False)
+    tr.fit()
+    x = digits.x_test[:40]
+    assert torch.equal(tr.net(x), tr.scores(x))
+    g = torch.Generator().manual_seed(0)
+    flat = torch.rand(64, 784, generator=g)
+    y = torch.arange(64) % 10
+    conv = Trainer(Config(layers=[{"conv": 2, "kernel": 3, "padding": 1, "pool": 2}], T_free=4,
+                          T_nudge=2, epochs=1, batch_size=32, calibrate_rate=0.0),
+                   Dataset.from_tensors(flat, y, flat, y), progress=False)
+    assert torch.equal(conv.net(flat[:5]), conv.scores(flat[:5]))
+
+
+def test_training_on_from_the_best_checkpoint_is_refused(digits, tmp_path):
+    out = tmp_path / "run"
+    Trainer(Config(**{**TINY, "epochs": 2}), digits, str(out), progress=False).fit()
+    last = digest(out / "checkpoint_last.pt")
+    best = Trainer.from_run(str(out), which="best", epochs=3)
+    with pytest.raises(RunExists, match="already holds a run"):
+        best.fit()
+    assert digest(out / "checkpoint_last.pt") == last
+    assert Trainer.from_run(str(out), epochs=3).fit()["epochs"] == 3  # the last one continues
+
+
+def test_config_takes_old_keys_and_checks_plugins():
+    assert Config(algo="bptt", bptt_truncate=3).rules["bptt"]["truncate"] == 3  # as from_dict
+    with pytest.raises(ValueError, match="plugins must be a list of module names"):
+        Config(plugins="my_parts")
+
+
+def test_eval_on_another_dataset_reads_only_that_one(digits, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    Trainer(Config(**TINY), digits, str(out), progress=False).fit()
+
+    def no_data(*a, **k):
+        raise AssertionError("the run's own dataset was loaded")
+    monkeypatch.setattr(Config, "load_data", no_data)
+    assert main(["eval", "--checkpoint", str(out / "checkpoint_best.pt"), "--dataset",
+                 "digits"]) == 0
+    assert "test_accuracy=" in capsys.readouterr().out

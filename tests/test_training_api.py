@@ -88,7 +88,7 @@ def test_the_progress_bar_appears_in_a_terminal(tmp_path):
     r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
                        check=False, env=dict(os.environ, COLUMNS="120"))
     assert r.returncode == 0, r.stdout
-    assert "epoch 1/1:" in r.stdout and "it/s" in r.stdout or "s/it" in r.stdout, r.stdout
+    assert "epoch 1/1:" in r.stdout and ("it/s" in r.stdout or "s/it" in r.stdout), r.stdout
     assert "epoch 1/1  loss" in r.stdout
 
 

@@ -378,6 +378,8 @@ def cmd_sweep(args) -> int:
             train_args += [flag, str(val)]
     for kv in args.set:
         train_args += ["--set", kv]
+    for p in args.plugins:  # the workers import them too
+        train_args += ["--plugin", os.path.abspath(p) if p.endswith(".py") else p]
     res = run_sweep(out, seeds, train_args, args.jobs, args.epochs,
                     log=lambda m: print(m, file=sys.stderr))
     mean, std = res["test_accuracy_at_best_val_mean"], res["test_accuracy_at_best_val_std"]
@@ -408,7 +410,8 @@ def cmd_eval(args) -> int:
     from stochep.training.trainer import Trainer
 
     trainer = Trainer.from_checkpoint(args.checkpoint, overrides=args.set,
-                                      data_dir=None if args.dataset else args.data_dir)
+                                      data_dir=None if args.dataset else args.data_dir,
+                                      score_only=bool(args.dataset))
     cfg = trainer.cfg
     if args.dataset:
         data = load_dataset(args.dataset, args.data_dir)

@@ -45,6 +45,11 @@ from .rng import SpikeRNG
 Observer = Callable[[int, list], None]
 
 
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or its own dtype where that is wider (float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def _synchronizer(device: torch.device) -> Callable[[], None]:
     """Wait for the device's queued kernels (CUDA); nothing to wait for on the CPU."""
     if device.type == "cuda":
@@ -361,9 +366,9 @@ class Dynamics:
             if observer is not None:
                 observer(t, spikes)
             if average_last > 1 and t > steps - average_last:
-                # summed in float32 (bf16 dynamics would lose the low bits of the average)
-                total = [s.float() for s in states] if total is None else \
-                    [a + b.float() for a, b in zip(total, states)]
+                # summed in float32 at least (bf16 dynamics would lose the average's low bits)
+                total = [_wide(s) for s in states] if total is None else \
+                    [a + _wide(b) for a, b in zip(total, states)]
                 count += 1
             if self.tol > 0 and t % self.check_every == 0:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:

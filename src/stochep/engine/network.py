@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -33,9 +34,13 @@ class Inference:
     synchronous), the output read as the mean over its last ``readout_average`` steps, spikes
     from ``SpikeRNG(seed)`` seeded afresh per call, and the scores of ``scorer.scores(net, x,
     dynamics, steps, rng, average)`` (a learning rule whose prediction is not the free phase's,
-    e.g. feedback alignment's feedforward pass; ``None``: the free phase's class scores). A
-    Trainer sets its run's settings on the network it builds; it is shared, not copied, when
-    the network is deep-copied."""
+    e.g. feedback alignment's feedforward pass, or a frame sequence's; ``None``: the free
+    phase's class scores). ``data_shape``: a sample's shape as the data holds it (a flat 784
+    for a conv net; ``[T, C, H, W]`` for frame sequences, ``frames=True``), reshaped for the
+    network; ``token_ids``: inputs are a text dataset's ids, not rates in [0, 1]; ``weights``:
+    an object whose ``applied(net)`` context swaps in the weights to score with (the run's
+    moving average, ``ema_decay``). A Trainer sets its run's settings on the network it builds;
+    they are shared, not copied, when the network is deep-copied."""
 
     steps: int = 30
     readout_average: int = 1
@@ -43,6 +48,10 @@ class Inference:
     dynamics: object = None
     scorer: object = None
     batch_size: int = 1000
+    data_shape: tuple | None = None
+    frames: bool = False
+    token_ids: bool = False
+    weights: object = None
 
     def __deepcopy__(self, memo):
         return self
@@ -139,30 +148,59 @@ class EPNetwork(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``[B, n_classes]`` of inputs ``x`` as :attr:`inference` says (a
-        Trainer's network: its run's steps, dynamics, readout and rule; a network built by
-        hand: a 30-step synchronous free phase with spikes from seed 0), in batches of
-        ``inference.batch_size`` drawing from one spike stream. Inputs are checked: shape,
-        finite values, and rates in [0, 1] for a network without an embedding."""
-        self.check_input(x)
-        token_ids = hasattr(self.interactions[0], "embedding")  # text: ids, not rates
+        Trainer's network: its run's steps, dynamics, readout, rule and weight average; a
+        network built by hand: a 30-step synchronous free phase with spikes from seed 0), in
+        batches of ``inference.batch_size`` drawing from one spike stream, on the network's
+        device. Inputs are checked (shape, finite values, rates in [0, 1]) and reshaped as the
+        data holds them (a flat 784 for a conv net)."""
+        inf = self.inference
+        x = self._prepare(x)
+        weights = inf.weights.applied(self) if inf.weights is not None else nullcontext()
+        dynamics = inf.dynamics or Dynamics()
+        rng = SpikeRNG(inf.seed, x.device)
+        out = []
+        with weights:
+            for i in range(0, len(x), inf.batch_size):
+                xb = x[i:i + inf.batch_size]
+                if inf.scorer is not None:
+                    out.append(inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
+                                                 average=inf.readout_average))
+                else:
+                    states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype),
+                                            inf.steps, rng, average_last=inf.readout_average)
+                    out.append(self.class_scores(states.average[-1]))
+        return torch.cat(out)
+
+    def _prepare(self, x) -> torch.Tensor:
+        """``x`` checked against :attr:`inference`'s data shape, as float32 on the network's
+        device, shaped for it (``[B, *input_shape]``; ``[B, T, *input_shape]`` for frames)."""
+        inf = self.inference
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        shape = tuple(inf.data_shape or ((None, *self.input_shape) if inf.frames
+                                         else self.input_shape))
+        if x.dim() != len(shape) + 1 or any(a is not None and a != b
+                                            for a, b in zip(shape, x.shape[1:])):
+            want = ", ".join("T" if a is None else str(a) for a in shape)
+            hint = ""
+            if x.dim() == 4 and x.shape[3] in (1, 3, 4) and min(x.shape[1], x.shape[2]) > 4:
+                hint = "; it looks channels-last: pass x.permute(0, 3, 1, 2)"
+            raise ValueError(f"x must be [N, {want}] like the training data, got "
+                             f"{list(x.shape)}{hint}")
+        if len(x) == 0:
+            raise ValueError("x is empty")
+        if x.dtype == torch.bool or x.is_complex():
+            raise ValueError(f"x must be real numbers, got dtype {x.dtype}")
+        x = x.float()
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or inf values")
+        token_ids = inf.token_ids or hasattr(self.interactions[0], "embedding")
         if not token_ids and (x.min() < 0 or x.max() > 1):
             lo, hi = x.min().item(), x.max().item()
             hint = " (8-bit images: divide by 255)" if lo >= 0 and hi <= 255 else ""
             raise ValueError(f"x must lie in [0, 1] (firing rates), found [{lo:g}, {hi:g}]{hint}")
-        inf = self.inference
-        dynamics = inf.dynamics or Dynamics()
-        rng = SpikeRNG(inf.seed, x.device)
-        out = []
-        for i in range(0, len(x), inf.batch_size):
-            xb = x[i:i + inf.batch_size]
-            if inf.scorer is not None:
-                out.append(inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
-                                             average=inf.readout_average))
-            else:
-                states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype), inf.steps,
-                                        rng, average_last=inf.readout_average).average
-                out.append(self.class_scores(states[-1]))
-        return torch.cat(out)
+        lead = tuple(x.shape[:2]) if inf.frames else (len(x),)
+        return x.reshape(*lead, *self.input_shape).to(self.interactions[0].weight.device)
 
     def loss(self, out_state: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample cost ``L(xi_out, y)`` of :attr:`cost` (``costs.py``)."""

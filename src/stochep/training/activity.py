@@ -23,8 +23,10 @@ def activity_tensor(net, states: list[torch.Tensor]) -> torch.Tensor:
     rows = []
     for xi in states:
         xi = xi.detach().float()
-        rows.append(torch.stack([neuron.rate(xi).mean(), (xi <= neuron.low).float().mean(),
-                                 (xi >= neuron.high).float().mean()]))
+        rate = neuron.rate(xi)
+        # at the top: the box's upper bound, or a rate that has saturated below it (box=unit)
+        rows.append(torch.stack([rate.mean(), (xi <= neuron.low).float().mean(),
+                                 ((xi >= neuron.high) | (rate >= 1)).float().mean()]))
     return torch.stack(rows)
 
 

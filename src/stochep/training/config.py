@@ -131,12 +131,17 @@ class Config:
         for f in fields(Config):
             setattr(self, f.name, f.default if f.default_factory is dataclasses.MISSING
                     else f.default_factory())
-        load_plugins(kw.get("plugins"))
+        plugins = kw.get("plugins")
+        if plugins is not None and (not isinstance(plugins, list)
+                                    or not all(isinstance(p, str) for p in plugins)):
+            raise ConfigError(f"plugins must be a list of module names, got {plugins!r}")
+        load_plugins(plugins)
+        kw = upgrade_keys(kw)  # keys of earlier versions, as from_dict and --set take them
         unknown = sorted(set(kw) - _FIELD_NAMES)
         if unknown:
             raise ConfigError("unknown config key(s): " + ", ".join(
                 _with_suggestion(k) for k in unknown))
-        for k, v in upgrade_keys(kw).items():
+        for k, v in kw.items():
             self.set(k, v)
         if "dataset" in kw:
             check_dataset(self.dataset)

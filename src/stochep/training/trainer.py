@@ -176,10 +176,11 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict] = []
         self.warned: set[str] = set()  # activity warnings already printed (once each)
-        # net(x) scores as this run evaluates, with no trainer behind it (Trainer.scores also
-        # applies the weight average, ema_decay, to the network's weights)
-        self.net.inference = Inference(cfg.T_free, cfg.readout_average, self._eval_seed(),
-                                       self.dynamics, self.rule)
+        # net(x) scores as this run evaluates (Trainer.scores), with no trainer behind it
+        self.net.inference = Inference(
+            cfg.T_free, cfg.readout_average, self._eval_seed(), self.dynamics, self.rule,
+            data_shape=tuple(data.input_shape), frames=self.frames,
+            token_ids=data.embedding is not None, weights=self.ema)
 
     def _adopt(self, data: Dataset) -> Dataset:
         """The data this run trains on, recorded in its config: ``train_subset``, float32
@@ -207,12 +208,14 @@ class Trainer:
     def from_checkpoint(cls, path: str, *, data: Dataset | None = None,
                         data_dir: str | None = None, epochs: int | None = None,
                         overrides=(), out_dir: str | None = None,
-                        progress: bool = False, run_lock: RunLock | None = None) -> Trainer:
+                        progress: bool = False, run_lock: RunLock | None = None,
+                        score_only: bool = False) -> Trainer:
         """The run saved in checkpoint ``path``, its config changed by ``data_dir``, ``epochs``
         and ``--set`` style ``overrides``; it continues bit-exactly. ``data``: the dataset to
         use instead of the config's (required for a run on a dataset of your own, which must be
         the same tensors). ``epochs`` below the epochs already trained is a ValueError.
-        ``run_lock``: the run directory's lock, already held by the caller."""
+        ``run_lock``: the run directory's lock, already held by the caller. ``score_only``:
+        rebuild the network without reading any dataset (it scores inputs of its shape)."""
         ck = load_checkpoint(path)
         cfg = Config.from_dict(ck["config"])
         if epochs is not None and epochs < ck["epoch"]:
@@ -225,15 +228,17 @@ class Trainer:
         check_device(cfg.resolved().device)
         fingerprint = ck.get("data")
         if data is None:
-            # a run on your own tensors, rebuilt without them: it scores any inputs of its
-            # shape (evaluate, predict, scores); training on needs the same tensors again
-            data = cfg.load_data() if fingerprint is None else Dataset.shape_only(
-                fingerprint["name"], ck["input_shape"], ck["n_classes"])
+            # a run on your own tensors (or score_only) rebuilt without its data: it scores any
+            # inputs of its shape (evaluate, predict, scores); training on needs the data
+            data = cfg.load_data() if fingerprint is None and not score_only else \
+                Dataset.shape_only((fingerprint or {}).get("name", cfg.dataset),
+                                   ck["input_shape"], ck["n_classes"])
         tr = cls(cfg, data, out_dir, progress, calibrate=False, run_lock=run_lock)
         tr.load_state_dict(ck)
-        # training on writes the run it was read from; into another directory it is a new run
-        tr.overwrite = out_dir is not None and os.path.abspath(os.path.dirname(path)) == \
-            os.path.abspath(out_dir)
+        # training on continues the run it was read from: its last checkpoint in its own
+        # directory. A best checkpoint trained on would rewind the run: that needs overwrite
+        tr.overwrite = out_dir is not None and os.path.basename(path) == "checkpoint_last.pt" \
+            and os.path.abspath(os.path.dirname(path)) == os.path.abspath(out_dir)
         return tr
 
     @classmethod
@@ -376,7 +381,8 @@ class Trainer:
     def scores(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Class scores ``[N, n_classes]`` of inputs ``x`` as evaluation computes them (the
         rule's free phase with the config's steps, readout average and weight average; spikes
-        from the evaluation stream, seeded afresh each call). ``net(x)`` calls this."""
+        from the evaluation stream, seeded afresh each call). ``net(x)`` scores the same way
+        with the settings the network carries (``EPNetwork.inference``)."""
         with self._eval_weights():
             return torch.cat(list(self._scores(self._check_inputs(x), batch_size)))
 
@@ -397,8 +403,7 @@ class Trainer:
         toward ``y``. ``seed=None``: mean field; an integer: seeded spikes
         (:func:`stochep.engine.record.record`)."""
         x = self.inputs(self._check_inputs(x))
-        if nudge:
-            y = self._check_labels(y, len(x))
+        y = self._check_labels(y, len(x)) if nudge else None
         beta = getattr(self.rule, "beta", self.cfg.beta)
         with self._eval_weights():
             return record(self.net, x, self.cfg.T_free, seed=seed, y=y, beta=beta,
@@ -418,7 +423,8 @@ class Trainer:
 
     def _check_inputs(self, x) -> torch.Tensor:
         """``x`` checked as training data is (``data.base.as_batch``), as float32."""
-        return as_batch(x, self.data.input_shape, token_ids=self.data.embedding is not None)
+        return as_batch(x, self.data.input_shape,
+                        token_ids=hasattr(self.net.interactions[0], "embedding"))
 
     def _check_labels(self, y, n: int) -> torch.Tensor:
         return as_batch_labels(y, n, self.data.n_classes)
@@ -491,6 +497,7 @@ class Trainer:
                 self.ema = WeightAverage(self.net, self.cfg.ema_decay)
                 if ck.get("ema"):
                     self.ema.load_state_dict(ck["ema"])
+                self.net.inference.weights = self.ema
             ranks = ck.get("spike_rng_ranks")
             if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
                 self.streams.spike.load_state_dict(ranks[self.dp.rank])
