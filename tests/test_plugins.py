@@ -48,7 +48,7 @@ def test_the_tutorials_parts_train_data_parallel_and_resume_from_the_plain_comma
     assert r.returncode == 0, r.stderr
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["plugins"] == [str(tmp_path / "my_parts.py")] and cfg["neuron"] == "sigbern"
-    assert cfg["neuron_options"] == {"slope": 6.0}
+    assert cfg["neuron_options"] == {"slope": 6.0, "spikes": True}  # every option in force
     assert cfg["rules"]["ep-random-beta"] == {"spread": 0.3}
     assert cfg["data_options"] == {"n_per_class": 60}
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2

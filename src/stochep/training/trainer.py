@@ -573,11 +573,10 @@ class Trainer:
             self.check_weights(f"after the last update of epoch {self.epoch + 1}")
             dt = time.perf_counter() - t0
             self.train_time += dt
-            n = cfg.eval_subset or None  # the first N of each split, or all
-            val_acc = self._evaluate_own(self.val[0][:n], self.val[1][:n]) \
+            val_acc = self._evaluate_own(*self._eval_part(*self.val)) \
                 if self.val is not None else None
-            test_acc = self._evaluate_own(self.data.x_test[:n], self.data.y_test[:n], "test") \
-                if self._scores_test(val_acc) else None
+            test_acc = self._evaluate_own(*self._eval_part(self.data.x_test, self.data.y_test),
+                                          "test") if self._scores_test(val_acc) else None
             self.epoch += 1
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
                    "val_acc": val_acc, "test_acc": test_acc, "time_s": dt,
@@ -593,6 +592,11 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_end(self, summary)
         return summary
+
+    def _eval_part(self, x, y):
+        """The first ``eval_subset`` samples of a split (all of it when 0)."""
+        n = self.cfg.eval_subset
+        return (x[:n], y[:n]) if n else (x, y)
 
     def batches_per_epoch(self) -> int:
         return math.ceil(len(self.data.y_train) / self.cfg.batch_size)
