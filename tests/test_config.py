@@ -81,12 +81,35 @@ def test_config_yaml_writes_every_option_in_force_and_loads_back(digits, tmp_pat
 
     cfg = Config(algo="bptt", layers=[16], T_free=6, epochs=1)
     Trainer(cfg, digits, str(tmp_path / "run"), progress=False).fit()
-    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    by_owner = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert list(by_owner) == ["data", "network", "neuron", "dynamics", "rule", "optim", "run"]
+    assert by_owner["rule"]["name"] == "bptt"
+    saved = Config.from_dict(by_owner).to_dict()
     # the rule's defaults and its tuned overrides are written out, not implied
     assert saved["rules"]["bptt"] == {"spikes": "same", "loss_last": 5, "truncate": 0,
                                       "clip": 1.0}
     assert (saved["lr"], saved["optimizer"], saved["batch_size"]) == (0.05, "sgd", 16)
     assert saved["neuron_options"] == {"box": "kappa"}
-    again = Config.from_dict(saved).validate().resolved()
+    again = Config.from_dict(by_owner).validate().resolved()
     assert again.to_dict() == {**Trainer(cfg, digits, progress=False).cfg.to_dict(),
                                "rules": saved["rules"], "neuron_options": {"box": "kappa"}}
+
+
+@pytest.mark.parametrize("preset", sorted(p for p in __import__("os").listdir(
+    __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "src", "stochep",
+                               "training", "presets")) if p.endswith(".yaml")))
+def test_every_preset_loads_flat_and_by_owner_alike(preset):
+    from stochep import load_preset
+    from stochep.training.config import Config
+
+    cfg = load_preset(preset[:-5])
+    by_owner = yaml.safe_load(yaml.safe_dump(cfg.sections()))
+    assert Config.from_dict(by_owner) == cfg
+
+
+def test_a_config_by_owner_names_a_wrong_key_with_its_section():
+    from stochep.training.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown key neuron.kapa \(did you mean 'kappa'\?\)"):
+        Config.from_dict({"neuron": {"name": "hard-sigmoid", "kapa": 1.0}})
+    assert Config.from_dict({"neuron": {"kappa": 1.0}, "rule": {"beta": 0.2}}).beta == 0.2

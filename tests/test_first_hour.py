@@ -149,7 +149,7 @@ def test_eval_works_from_another_folder(tmp_path):
               "data", *FAST, cwd=tmp_path / "a")
     assert res.returncode == 0, res.stderr
     saved = (tmp_path / "a" / "run" / "config.yaml").read_text()
-    assert f"data_dir: {digits_dir}" in saved  # stored absolute
+    assert f"dir: {digits_dir}" in saved  # stored absolute
     res = run("eval", "--checkpoint", str(tmp_path / "a" / "run" / "checkpoint_best.pt"),
               cwd=tmp_path / "b")
     assert res.returncode == 0 and "test_accuracy=" in res.stdout, res.stderr

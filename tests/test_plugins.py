@@ -46,11 +46,13 @@ def test_the_tutorials_parts_train_data_parallel_and_resume_from_the_plain_comma
     r = stochep(*argv[1:], "--set", "T_free=10", "--set", "T_nudge=4", "--no-progress",
                 "--nproc", "2", "--epochs", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    cfg = yaml.safe_load((out / "config.yaml").read_text())
-    assert cfg["plugins"] == [str(tmp_path / "my_parts.py")] and cfg["neuron"] == "sigbern"
-    assert cfg["neuron_options"] == {"slope": 6.0, "spikes": True}  # every option in force
-    assert cfg["rules"]["ep-random-beta"] == {"spread": 0.3}
-    assert cfg["data_options"] == {"n_per_class": 60}
+    cfg = yaml.safe_load((out / "config.yaml").read_text())  # by owner
+    assert cfg["run"]["plugins"] == [str(tmp_path / "my_parts.py")]
+    assert cfg["neuron"]["name"] == "sigbern"
+    assert cfg["neuron"]["options"] == {"slope": 6.0, "spikes": True}  # every option in force
+    assert cfg["rule"]["name"] == "ep-random-beta"
+    assert cfg["rule"]["sections"]["ep-random-beta"] == {"spread": 0.3}
+    assert cfg["data"] == {**cfg["data"], "name": "blobs", "options": {"n_per_class": 60}}
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2
     # --resume without --plugin, in one process and in two: the run's config names it
     for epochs, nproc in ((3, "1"), (4, "2")):

@@ -32,9 +32,8 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check import Clock, sync, timed, write  # noqa: E402 -- the shared GPU-script helpers
-
 import torch  # noqa: E402
+from check import Clock, sync, timed, write  # noqa: E402 -- the shared GPU-script helpers
 
 
 def _cifar_trainer(device: str, quick: bool, extra=()):

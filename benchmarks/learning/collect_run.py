@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from stochep.tools.results import write_json
+from stochep.training.config import Config
 
 
 def main(argv=None) -> int:
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     summary_file = run / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-    config = yaml.safe_load((run / "config.yaml").read_text())
+    config = Config.from_dict(yaml.safe_load((run / "config.yaml").read_text())).to_dict()
     write_json(args.name, {
         "command": args.command, "summary": summary, "config": config,
         "val_acc_per_epoch": [r.get("val_acc") for r in rows],

@@ -51,10 +51,12 @@ def seed_state(run_dir: str, epochs: int | None) -> str:
 
 
 def _planned_epochs(run_dir: str) -> int | None:
-    from stochep.training.config import load_yaml
+    from stochep.training.config import Config, load_yaml
 
     path = os.path.join(run_dir, "config.yaml")
-    return load_yaml(path).get("epochs") if os.path.exists(path) else None
+    if not os.path.exists(path):
+        return None
+    return Config.from_dict(load_yaml(path)).epochs
 
 
 def train_command(seed: int, run_dir: str, state: str, train_args: list[str]) -> list[str]:

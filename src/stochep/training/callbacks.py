@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .build import in_force
 from .checkpoint import save_atomic, write_atomic_text
+from .config import to_sections
 
 
 class Callback:
@@ -46,8 +47,8 @@ class Callback:
 
 
 class Checkpoints(Callback):
-    """The run directory: ``config.yaml`` at the start (the resolved config with every
-    option in force, ``build.in_force``); after each epoch
+    """The run directory: ``config.yaml`` at the start (the resolved config by owner, with
+    every option in force: ``config.to_sections``, ``build.in_force``); after each epoch
     ``checkpoint_last.pt`` (and ``checkpoint_best.pt`` at a new best validation accuracy),
     then ``metrics.jsonl`` rewritten from the checkpointed history (so a resumed run never
     duplicates or loses a line) and ``summary.json``. Every file is written atomically; only
@@ -55,8 +56,9 @@ class Checkpoints(Callback):
 
     def on_fit_start(self, trainer) -> None:
         if trainer.dp.main:
-            write_atomic_text(trainer.path("config.yaml"),  # every option in force
-                              yaml.safe_dump(in_force(trainer.cfg), sort_keys=False))
+            write_atomic_text(trainer.path("config.yaml"),  # by owner, every option in force
+                              yaml.safe_dump(to_sections(in_force(trainer.cfg)),
+                                             sort_keys=False))
 
     def on_epoch_end(self, trainer, row: dict, improved: bool) -> None:
         trainer.check_weights(f"before saving epoch {trainer.epoch}")

@@ -225,6 +225,10 @@ class Config:
             cfg.set(k, v)
         return cfg.validate()
 
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """This config by owner (:data:`SECTIONS`)."""
+        return to_sections(self.to_dict())
+
     def diff(self) -> dict[str, Any]:
         """The fields that differ from the defaults."""
         base = type(self)().to_dict()
@@ -237,6 +241,8 @@ class Config:
     def from_dict(cls, d: dict[str, Any]) -> Config:
         """The config of a mapping of its keys; keys of earlier versions are translated
         (:func:`upgrade_keys`), so old YAML files and checkpoints load."""
+        if is_sectioned(d):
+            d = from_sections(d)
         load_plugins(d.get("plugins"))  # before the keys that name their parts
         d = upgrade_keys(d)
         unknown = sorted(map(str, set(d) - _FIELD_NAMES))
@@ -302,6 +308,70 @@ class Config:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(Config))
+
+# The config by owner: the section each field belongs to, and its name there. config.yaml is
+# written this way (:func:`to_sections`); a config in sections loads through the same upgrade as
+# a flat one (:func:`from_sections`). ``name`` is the part a section names (the neuron model,
+# the learning rule, the dataset); ``options`` its own settings.
+SECTIONS: dict[str, dict[str, str]] = {
+    "data": {"dataset": "name", "data_dir": "dir", "data_options": "options",
+             "augment": "augment", "augment_pad": "augment_pad", "augment_flip": "augment_flip",
+             "val_fraction": "val_fraction", "train_subset": "train_subset",
+             "eval_subset": "eval_subset", "eval_test": "eval_test",
+             "readout_average": "readout_average"},
+    "network": {"layers": "layers", "n_perclass": "n_perclass", "init_scale": "init_scale",
+                "cost": "cost", "calibrate_rate": "calibrate_rate",
+                "calibrate_batch": "calibrate_batch", "calibrate_iters": "calibrate_iters"},
+    "neuron": {"neuron": "name", "kappa": "kappa", "spikes": "spikes", "dt": "dt",
+               "neuron_options": "options"},
+    "dynamics": {"lam": "lam", "T_free": "T_free", "T_nudge": "T_nudge", "update": "update",
+                 "tol": "tol", "compile": "compile", "pool_every": "pool_every",
+                 "dynamics_dtype": "dtype", "gamma": "gamma", "frame_update": "frame_update",
+                 "T_free_warm": "T_free_warm", "persist_free": "persist_free",
+                 "T_free_persist": "T_free_persist"},
+    "rule": {"algo": "name", "beta": "beta", "estimator": "estimator",
+             "average_last": "average_last", "shared_noise": "shared_noise",
+             "rules": "sections"},
+    "optim": {"optimizer": "name", "lr": "lr", "lr_layers": "lr_layers",
+              "momentum": "momentum", "weight_decay": "weight_decay", "scheduler": "scheduler",
+              "ema_decay": "ema_decay", "batch_size": "batch_size", "epochs": "epochs"},
+    "run": {"seed": "seed", "device": "device", "deterministic": "deterministic",
+            "plugins": "plugins", "preset": "preset", "paper": "paper"},
+}
+_OWNER = {f: (sec, key) for sec, keys in SECTIONS.items() for f, key in keys.items()}
+assert set(_OWNER) == _FIELD_NAMES, sorted(_FIELD_NAMES ^ set(_OWNER))
+
+
+def to_sections(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A flat config mapping by owner: ``{"data": {...}, "network": {...}, "neuron": {"name":
+    ..., "kappa": ..., "options": {...}}, "dynamics": ..., "rule": {"name": "ep", "beta": ...,
+    "sections": {...}}, "optim": ..., "run": ...}``."""
+    return {sec: {key: flat[f] for f, key in keys.items() if f in flat}
+            for sec, keys in SECTIONS.items()}
+
+
+def is_sectioned(d: dict[str, Any]) -> bool:
+    """Whether a config mapping is written by owner (its ``neuron`` or another section key maps
+    to a mapping), not flat."""
+    return any(isinstance(d.get(sec), dict) for sec in SECTIONS) and not (
+        set(d) - set(SECTIONS))
+
+
+def from_sections(d: dict[str, Any]) -> dict[str, Any]:
+    """The flat mapping of a config written by owner; an unknown key names its section."""
+    flat = {}
+    for sec, body in d.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"config section {sec!r} must be a mapping, got {body!r}")
+        names = {key: f for f, key in SECTIONS[sec].items()}
+        for key, v in body.items():
+            if key not in names:
+                close = difflib.get_close_matches(str(key), list(names), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown key {sec}.{key}{hint}; section {sec!r} holds "
+                                  f"{', '.join(names)}")
+            flat[names[key]] = v
+    return flat
 _MAPPINGS = frozenset(f.name for f in fields(Config) if f.default_factory is dict)
 
 
