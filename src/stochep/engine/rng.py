@@ -63,6 +63,21 @@ class SpikeRNG:
         x.bitwise_xor_(torch.bitwise_left_shift(x, 5, out=tmp))
         return torch.bitwise_and(x, _MASK24, out=tmp).to(dtype).mul_(_SCALE24)
 
+    def mark(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The streams' position, kept on their device (no host copy), for :meth:`rewind`."""
+        return self.state.clone(), self.generator.get_state()
+
+    def rewind(self, mark: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Back to a :meth:`mark`: the same uniforms are drawn again. The state is copied in
+        place (the tensor a captured CUDA graph reads stays the same) when its size has not
+        changed since the mark."""
+        state, gen = mark
+        if state.shape == self.state.shape:
+            self.state.copy_(state)
+        else:
+            self.state = state.clone()
+        self.generator.set_state(gen)
+
     def state_dict(self) -> dict:
         return {"state": self.state.cpu().clone(), "generator": self.generator.get_state()}
 

@@ -168,13 +168,13 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
             init = [s.to(x.dtype) for s in init]
         free = phase(init, ep.T_free)
         b1, b2 = ep.nudges(sign_generator)
-        rewind = rng.state_dict() if ep.shared_noise and rng is not None else None
+        rewind = rng.mark() if ep.shared_noise and rng is not None else None
         hi = phase(free.final, ep.T_nudge, b1, free.carry).average
         if b2 == 0.0:
             lo = free.average
         else:
             if rewind is not None:
-                rng.load_state_dict(rewind)
+                rng.rewind(rewind)
             lo = phase(free.final, ep.T_nudge, b2, free.carry).average
         grads = contrast_difference(master, x_master, hi, lo, b1 - b2)
         _write_grads(master, grads)
