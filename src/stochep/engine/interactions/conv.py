@@ -116,6 +116,7 @@ class ConvPool(Interaction):
             if self.stride == (1, 1) and all(p <= k - 1 for k, p in
                                              zip(self.kernel, self.padding)) else None
         self.pooled = self.pool != (1, 1) or self.pool_stride != (1, 1)
+        self._flip_cache = None  # (weight version, flipped kernel): _flipped
         bound = init_scale / math.sqrt(c * self.kernel[0] * self.kernel[1])
         self.weight = nn.Parameter(
             torch.empty(out_channels, c, *self.kernel).uniform_(-bound, bound))
@@ -138,8 +139,23 @@ class ConvPool(Interaction):
                              "context(r_lo) for drive_down")
         b, c = s_hi.shape[:2]
         z = s_hi.new_zeros(b, c, self.conv_shape[1] * self.conv_shape[2])
-        z = z.scatter_add(2, idx.flatten(2), s_hi.flatten(2))
+        if torch.is_grad_enabled() and s_hi.requires_grad:
+            z = z.scatter_add(2, idx.flatten(2), s_hi.flatten(2))
+        else:  # in place: one tensor fewer per step
+            z.scatter_add_(2, idx.flatten(2), s_hi.flatten(2))
         return z.view(b, *self.conv_shape)
+
+    def _flipped(self) -> torch.Tensor:
+        """The kernel of the down drive as a convolution (flipped, in and out swapped). The
+        weights do not change within a phase, so outside autograd it is made once per weight
+        version (an optimizer step or a weight swap makes a new one) instead of every step."""
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return self.weight.flip(2, 3).transpose(0, 1)
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.device, w.dtype, id(w))
+        if self._flip_cache is None or self._flip_cache[0] != key:
+            self._flip_cache = (key, self.weight.detach().flip(2, 3).transpose(0, 1))
+        return self._flip_cache[1]
 
     # ---- interface ------------------------------------------------------------------------
     def context(self, r_lo: torch.Tensor):
@@ -166,7 +182,7 @@ class ConvPool(Interaction):
     def drive_down(self, s_hi, ctx=None):
         g = _channels_last(self._unpool(s_hi, ctx))
         if self._flip_pad is not None:
-            return F.conv2d(g, self.weight.flip(2, 3).transpose(0, 1), None, 1, self._flip_pad)
+            return F.conv2d(g, self._flipped(), None, 1, self._flip_pad)
         return F.conv_transpose2d(g, self.weight, None, self.stride, self.padding, self._out_pad)
 
     # fused forms used by the step (bias split out, added once per phase)
