@@ -38,8 +38,11 @@ def write_tonic(root, seed=0):
 
 
 # ---- small runs ----
-# a config small enough that a digits epoch takes about a second
-TINY = {"layers": [32], "T_free": 8, "T_nudge": 3, "epochs": 1, "batch_size": 64}
+# the network most tests train: a digits epoch takes about a second. Tests that need more epochs
+# say so ({**TINY, "epochs": 3}); TINY_ARGS is the same for the command line
+TINY = {"layers": [32], "T_free": 8, "T_nudge": 4, "epochs": 1, "batch_size": 64}
+TINY_ARGS = ["--set", "layers=[32]", "--set", "T_free=8", "--set", "T_nudge=4",
+             "--batch-size", "64"]
 
 
 # ---- docs/extending.md, the tutorial whose code blocks the tests run ----

@@ -6,12 +6,13 @@ import stat
 
 import pytest
 import torch
+from helpers import TINY
 
 from stochep.training.checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint, save_atomic
 from stochep.training.config import Config
 from stochep.training.trainer import Trainer, TrainingDiverged
 
-FAST = dict(epochs=3, T_free=8, T_nudge=4, layers=[32], batch_size=64)
+FAST = {**TINY, "epochs": 3}
 
 
 def _weights(tr):

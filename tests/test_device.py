@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from helpers import TINY
 
 from stochep import EP, Dataset, EPNetwork, Neuron, SpikeRNG, ep_gradients
 from stochep.rules.bptt import bptt_gradients
@@ -16,7 +17,7 @@ from stochep.training.checkpoint import load_checkpoint
 from stochep.training.config import Config
 from stochep.training.trainer import Trainer
 
-FAST = {"epochs": 2, "T_free": 8, "T_nudge": 4, "layers": [32], "batch_size": 64,
+FAST = {**TINY, "epochs": 2,
         "optimizer": "adamw", "lr": 0.003, "calibrate_iters": 5, "calibrate_batch": 64}
 # a conv net on the 8x8 digits: cuDNN convolutions and max-pooling, the GPU's nondeterminism risks
 CONV = {**FAST, "layers": [{"conv": 4, "kernel": 3, "stride": 1, "padding": 1, "pool": 2,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_one_line_error
+from helpers import TINY, TINY_ARGS, assert_one_line_error
 
 import stochep
 from stochep import Config, Dataset, Trainer, load_preset
@@ -20,8 +20,6 @@ from stochep.cli import main
 from stochep.tools import plot as plot_tool
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"layers": [32], "T_free": 8, "T_nudge": 3, "epochs": 1, "batch_size": 64}
-FAST = ["--set", "layers=[32]", "--set", "T_free=8", "--set", "T_nudge=3", "--batch-size", "64"]
 
 
 def run(*args, cwd=None, **kw):
@@ -119,7 +117,7 @@ def test_bad_tensors_are_one_clear_error(args, match):
 @pytest.mark.slow
 def test_a_short_run_on_a_subset(tmp_path):
     res = run("train", "--epochs", "1", "--train-subset", "200", "--val-fraction", "0.25",
-              "--no-progress", "--out", str(tmp_path / "r"), *FAST)
+              "--no-progress", "--out", str(tmp_path / "r"), *TINY_ARGS)
     assert res.returncode == 0, res.stderr
     cfg = Config.from_dict(__import__("yaml").safe_load((tmp_path / "r" / "config.yaml").read_text()))
     assert (cfg.train_subset, cfg.val_fraction) == (200, 0.25)
@@ -146,7 +144,7 @@ def test_eval_works_from_another_folder(tmp_path):
     (tmp_path / "b").mkdir()
     digits_dir = tmp_path / "a" / "data"
     res = run("train", "--epochs", "1", "--no-progress", "--out", "run", "--data-dir",
-              "data", *FAST, cwd=tmp_path / "a")
+              "data", *TINY_ARGS, cwd=tmp_path / "a")
     assert res.returncode == 0, res.stderr
     saved = (tmp_path / "a" / "run" / "config.yaml").read_text()
     assert f"dir: {digits_dir}" in saved  # stored absolute
@@ -170,7 +168,7 @@ def test_every_help_text_is_complete():
 @pytest.mark.slow
 def test_resume_beyond_the_end_trains_on_and_below_it_is_one_line(tmp_path):
     out = str(tmp_path / "r")
-    assert run("train", "--epochs", "2", "--no-progress", "--out", out, *FAST).returncode == 0
+    assert run("train", "--epochs", "2", "--no-progress", "--out", out, *TINY_ARGS).returncode == 0
     one_line(run("train", "--resume", "--out", out, "--epochs", "1"),
              "already trained 2 epochs", "at least 2")
     res = run("train", "--resume", "--out", out, "--no-progress")
@@ -187,7 +185,7 @@ def test_resume_beyond_the_end_trains_on_and_below_it_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_progress_in_a_log_file_is_one_line_per_epoch(tmp_path):
-    res = run("train", "--epochs", "2", "--out", str(tmp_path / "r"), *FAST)  # stderr: a pipe
+    res = run("train", "--epochs", "2", "--out", str(tmp_path / "r"), *TINY_ARGS)  # stderr: a pipe
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr
     epochs = [line for line in res.stderr.splitlines() if line.startswith("epoch ")]
@@ -200,7 +198,7 @@ def test_progress_in_a_log_file_is_one_line_per_epoch(tmp_path):
 def test_plot_draws_several_runs_and_says_so_without_matplotlib(tmp_path, monkeypatch, capsys):
     for name in ("a", "b"):
         assert run("train", "--epochs", "2", "--no-progress", "--out", str(tmp_path / name),
-                   "--seed", str(len(name)), *FAST).returncode == 0
+                   "--seed", str(len(name)), *TINY_ARGS).returncode == 0
     png = tmp_path / "curves.png"
     assert main(["plot", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -229,7 +227,7 @@ def test_resume_holds_the_lock_before_it_reads_the_checkpoint(tmp_path, monkeypa
     from stochep.training.rundir import RunDirectoryBusy, RunLock
 
     out = str(tmp_path / "r")
-    assert main(["train", "--epochs", "1", "--no-progress", "--out", out, *FAST]) == 0
+    assert main(["train", "--epochs", "1", "--no-progress", "--out", out, *TINY_ARGS]) == 0
     read, held = trainer_mod.load_checkpoint, []
 
     def load_and_probe(path):
@@ -251,7 +249,7 @@ def test_one_writer_per_run_directory_and_sigkill_releases_the_lock(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # more epochs than it can train before the test kills it: the race is the lock's alone
     first = subprocess.Popen([sys.executable, "-m", "stochep", "train", "--epochs", "100000",
-                              "--no-progress", "--out", out, *FAST], env=env,
+                              "--no-progress", "--out", out, *TINY_ARGS], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from helpers import TINY
 
 from stochep.data import DataError
 from stochep.data.split import holdout_indices, split_validation
@@ -10,7 +11,7 @@ from stochep.training.checkpoint import load_checkpoint
 from stochep.training.config import Config
 from stochep.training.trainer import Trainer
 
-FAST = {"epochs": 3, "T_free": 8, "T_nudge": 4, "layers": [32], "batch_size": 64}
+FAST = {**TINY, "epochs": 3}
 
 
 def test_split_is_disjoint_complete_and_seeded(digits):

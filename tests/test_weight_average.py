@@ -1,12 +1,13 @@
 """The moving average of the weights that evaluation uses (``ema_decay``, weight_average.py)."""
 import pytest
 import torch
+from helpers import TINY
 
 from stochep.training.config import Config
 from stochep.training.trainer import Trainer
 from stochep.training.weight_average import WeightAverage
 
-FAST = dict(epochs=1, T_free=8, T_nudge=4, layers=[32], batch_size=64)
+FAST = TINY
 
 
 def test_average_follows_the_warmed_up_recursion():
