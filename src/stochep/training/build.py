@@ -22,7 +22,7 @@ from stochep.registry import COSTS, NEURONS, RULES
 from .optim import make_optimizer, make_scheduler
 
 __all__ = ["Run", "build_cost", "build_dynamics", "build_neuron", "build_rule", "build_run",
-           "in_force"]
+           "build_training_rules", "in_force"]
 
 
 def build_cost(cfg):
@@ -59,6 +59,32 @@ def in_force(cfg) -> dict:
                 and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     d["neuron_options"] = {**defaults, **d["neuron_options"]}
     return d
+
+
+def build_training_rules(cfg, streams: Streams, frames: bool = False, world_size: int = 1):
+    """``(rule, persist_rule)``: the rule a Trainer steps with and, with ``persist_free``, the
+    one for samples whose free phase starts from their stored state (``T_free_persist`` steps;
+    else ``None``). For frame sequences (``frames``) the rule runs frame by frame, warm-started
+    (eq. 18, ``FrameSequence``), with ``T_free_warm`` free steps after the first frame."""
+    from stochep.rules import FrameSequence
+
+    def with_T(T):
+        return type(cfg).from_dict({**cfg.to_dict(), "T_free": T})
+
+    rule = build_rule(cfg, streams)
+    if frames and cfg.frame_update == "frame" and world_size > 1:
+        raise ValueError("frame_update='frame' steps the optimizer inside each sample; "
+                         "data-parallel training needs frame_update='sample'")
+    if frames:
+        warm = build_rule(with_T(cfg.T_free_warm), streams) if cfg.T_free_warm else None
+        rule = FrameSequence(rule, cfg.gamma, cfg.frame_update, warm, cfg.T_free_warm or None)
+    persist = None
+    if cfg.persist_free:
+        if frames or world_size > 1:
+            raise ValueError("persist_free works on static data in one process (not on "
+                             "frame sequences, not data-parallel)")
+        persist = build_rule(with_T(cfg.T_free_persist or cfg.T_free), streams)
+    return rule, persist
 
 
 @dataclass

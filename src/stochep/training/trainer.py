@@ -30,10 +30,10 @@ from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.network import Inference
 from stochep.engine.record import Recording, record
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
-from stochep.rules import FrameSequence, TrainingDiverged
+from stochep.rules import TrainingDiverged
 
 from .activity import activity_tensor, activity_warnings, as_rows
-from .build import build_dynamics, build_rule
+from .build import build_dynamics, build_training_rules
 from .callbacks import Callback, Checkpoints, Progress
 from .checkpoint import CKPT_FORMAT, CheckpointError, load_checkpoint
 from .config import Config, check_device
@@ -146,25 +146,12 @@ class Trainer:
         # the weights evaluation uses: their moving average (ema_decay > 0), or the raw ones
         self.ema = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.streams = Streams(cfg.seed, self.device, self.dp.rank)
-        self.rule = build_rule(cfg, self.streams)
-        if self.frames and cfg.frame_update == "frame" and self.dp.world_size > 1:
-            raise ValueError("frame_update='frame' steps the optimizer inside each sample; "
-                             "data-parallel training needs frame_update='sample'")
-        if self.frames:  # temporal EP: the rule frame by frame, warm-started (eq. 18)
-            warm = None
-            if cfg.T_free_warm:  # shorter free phases after the first frame
-                warm = Config.from_dict({**cfg.to_dict(), "T_free": cfg.T_free_warm})
-            self.rule = FrameSequence(self.rule, cfg.gamma, cfg.frame_update,
-                                      warm and build_rule(warm, self.streams), cfg.T_free_warm or None)
-        self.store = self.persist_rule = None
-        if cfg.persist_free:  # persistent free phases (persistent.py)
-            if self.frames or self.dp.world_size > 1:
-                raise ValueError("persist_free works on static data in one process (not on "
-                                 "frame sequences, not data-parallel)")
+        self.rule, self.persist_rule = build_training_rules(cfg, self.streams, self.frames,
+                                                            self.dp.world_size)
+        self.store = None  # persistent free phases (persistent.py)
+        if self.persist_rule is not None:
             self.store = FreeStateStore(len(self.data.y_train), self.net.layer_shapes,
                                         self.device)
-            self.persist_rule = build_rule(Config.from_dict(
-                {**cfg.to_dict(), "T_free": cfg.T_free_persist or cfg.T_free}), self.streams)
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or build_dynamics(cfg)
         self.opt = make_optimizer(cfg, self.net)
