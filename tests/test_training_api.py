@@ -77,7 +77,10 @@ def test_log_tensorboard_writes_an_events_file(tmp_path):
     acc.Reload()
     tags = acc.Tags()["scalars"]
     assert {"epoch/val_acc", "epoch/train_loss", "firing_rate/layer1", "batch/loss"} <= set(tags)
-    assert [e.step for e in acc.Scalars("epoch/val_acc")] == [1, 2]
+    steps = [e.step for e in acc.Scalars("epoch/val_acc")]
+    per_epoch = steps[0]
+    assert len(steps) == 2 and steps == [per_epoch, 2 * per_epoch] and per_epoch > 1
+    assert [e.value for e in acc.Scalars("epoch/epoch")] == [1, 2]
 
 
 @pytest.mark.slow
@@ -122,3 +125,19 @@ def test_eval_subset_scores_only_the_first_samples(digits):
     for acc in (row["val_acc"], row["test_acc"]):
         assert abs(acc * 20 - round(acc * 20)) < 1e-9  # a count out of 20
     assert row["test_acc"] == tr.evaluate(digits.x_test[:20], digits.y_test[:20])
+
+
+def test_tensorboard_keeps_every_epoch_across_a_resume(digits, tmp_path):
+    pytest.importorskip("tensorboard", reason="the [tensorboard] extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from stochep.training.callbacks import TensorBoard
+
+    out, logs = tmp_path / "run", str(tmp_path / "run" / "tb")
+    one_batch = {**TINY, "batch_size": 2000, "epochs": 2}  # one batch per epoch
+    Trainer(Config(**one_batch), digits, str(out), progress=False).fit(
+        callbacks=[TensorBoard(logs)])
+    Trainer.from_run(str(out), epochs=3).fit(callbacks=[TensorBoard(logs)])
+    acc = EventAccumulator(logs)
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("epoch/epoch")] == [(1, 1), (2, 2), (3, 3)]

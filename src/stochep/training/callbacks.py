@@ -149,8 +149,9 @@ class Progress(Callback):
 class TensorBoard(Callback):
     """TensorBoard event files under ``log_dir`` (``RUNDIR/tensorboard`` from the CLI): per
     batch the training loss and accuracy, per epoch loss, accuracies, learning rate and each
-    layer's firing rate and update ratio. Needs the ``tensorboard`` package
-    (``pip install -e ".[tensorboard]"``)."""
+    layer's firing rate and update ratio, all against the global optimizer step (an epoch's
+    scalars at its last step). A resumed run purges what a killed one logged after its last
+    checkpoint. Needs the ``tensorboard`` package (``pip install -e ".[tensorboard]"``)."""
 
     def __init__(self, log_dir: str):
         try:
@@ -164,7 +165,8 @@ class TensorBoard(Callback):
 
     def on_fit_start(self, trainer) -> None:
         if trainer.dp.main:
-            self.writer = self.writer_class(self.log_dir, purge_step=trainer.steps_done())
+            # steps after the last finished epoch's: what a killed run logged past its checkpoint
+            self.writer = self.writer_class(self.log_dir, purge_step=trainer.steps_done() + 1)
 
     def on_batch_end(self, trainer, batch: int, metrics: dict) -> None:
         if self.writer is not None and metrics["n"]:
@@ -175,13 +177,14 @@ class TensorBoard(Callback):
     def on_epoch_end(self, trainer, row: dict, improved: bool) -> None:
         if self.writer is None:
             return
-        e = row["epoch"]
+        step = trainer.steps_done()  # the epoch's last optimizer step
         for k in ("train_loss", "train_acc", "val_acc", "test_acc", "lr"):
             if row.get(k) is not None:
-                self.writer.add_scalar(f"epoch/{k}", row[k], e)
+                self.writer.add_scalar(f"epoch/{k}", row[k], step)
+        self.writer.add_scalar("epoch/epoch", row["epoch"], step)
         for key, tag in (("firing_rate", "firing_rate"), ("update_ratio", "update_ratio")):
             for i, v in enumerate(row.get(key) or [], 1):
-                self.writer.add_scalar(f"{tag}/layer{i}", v, e)
+                self.writer.add_scalar(f"{tag}/layer{i}", v, step)
         self.writer.flush()
 
     def on_fit_end(self, trainer, summary: dict) -> None:

@@ -530,6 +530,8 @@ class Trainer:
                 with self.run_lock:
                     self._check_run_dir()
                     return self._fit(stop_after)
+            if self.out_dir:  # the other ranks of a data-parallel run refuse alike
+                self._check_run_dir()
             return self._fit(stop_after)
         finally:
             self.callbacks = []
