@@ -1,11 +1,14 @@
-"""Data-parallel scaling on CPU: samples/s of one training epoch with 1 and with K gloo processes.
+"""Scaling on CPU cores: samples/s of one training epoch with 1 and with K gloo processes of one
+thread each, and with one process of T intra-op threads (``--threads``): the two ways one run
+can use both cores of this machine.
 
 Each configuration is a fresh ``torchrun --standalone`` launch of this script as a worker; the
 worker trains ``--batches`` global batches of MNIST with :class:`~stochep.training.trainer.Trainer`
-(evaluation excluded) and rank 0 reports the epoch's samples/s. Each process runs one thread, so
-K processes use K cores. Efficiency = rate(K) / (K x rate(1)).
+(evaluation excluded) and rank 0 reports the epoch's samples/s. Efficiency = rate / (cores x
+rate of one core), cores being K processes or T threads.
 
-    python benchmarks/speed/scaling.py [--preset mnist-1fc] [--nprocs 1 2] [--batch 256] [--batches 20]
+    python benchmarks/speed/scaling.py [--preset mnist-1fc] [--nprocs 1 2] [--threads 2]
+                                       [--batch 256] [--batches 20] [--tag TAG]
 """
 from __future__ import annotations
 
@@ -19,12 +22,12 @@ import torch
 
 
 def worker(args) -> int:
-    from common import preset_subset
+    from stochep.tools.results import preset_subset
 
     from stochep.training.distributed import init_from_env
     from stochep.training.trainer import Trainer
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads_per_process)
     init_from_env("cpu")
     cfg, data = preset_subset(args.preset, args.batch, args.batches)
     n = args.batch * args.batches
@@ -35,7 +38,8 @@ def worker(args) -> int:
     tr.train_epoch()
     dt = time.perf_counter() - t
     if tr.dp.main:
-        print("RESULT " + json.dumps({"world_size": tr.dp.world_size, "samples": n,
+        print("RESULT " + json.dumps({"world_size": tr.dp.world_size,
+                                      "threads": args.threads_per_process, "samples": n,
                                       "seconds": dt, "samples_per_s": n / dt}), flush=True)
     return 0
 
@@ -46,28 +50,34 @@ def main(argv=None) -> int:
     p.add_argument("--nprocs", type=int, nargs="+", default=[1, 2])
     p.add_argument("--batch", type=int, default=256, help="global batch")
     p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--threads", type=int, nargs="*", default=[],
+                   help="also one process with each of these intra-op thread counts")
+    p.add_argument("--tag", default="")
+    p.add_argument("--threads-per-process", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
-    from common import print_table, write_json
+    from stochep.tools.results import print_table, write_json
     rows = []
-    for k in args.nprocs:
+    configs = [(k, 1) for k in args.nprocs] + [(1, t) for t in args.threads]
+    for k, threads in configs:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={k}", os.path.abspath(__file__), "--worker",
-               "--preset", args.preset, "--batch", str(args.batch), "--batches", str(args.batches)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+               "--preset", args.preset, "--batch", str(args.batch), "--batches", str(args.batches),
+               "--threads-per-process", str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         rows.append(json.loads(next(ln for ln in out.splitlines()
                                     if ln.startswith("RESULT "))[7:]))
-    base = rows[0]["samples_per_s"] / rows[0]["world_size"]
+    base = rows[0]["samples_per_s"] / (rows[0]["world_size"] * rows[0]["threads"])
     for r in rows:
         r["speedup"] = r["samples_per_s"] / rows[0]["samples_per_s"]
-        r["efficiency"] = r["samples_per_s"] / (r["world_size"] * base)
-    print_table(rows, ["world_size", "samples", "seconds", "samples_per_s", "speedup",
-                       "efficiency"])
-    write_json(f"scaling_{args.preset}.json", {"preset": args.preset, "batch": args.batch,
-                                               "rows": rows})
+        r["efficiency"] = r["samples_per_s"] / (r["world_size"] * r["threads"] * base)
+    print_table(rows, ["world_size", "threads", "samples", "seconds", "samples_per_s",
+                       "speedup", "efficiency"])
+    write_json(f"scaling_{args.preset}{args.tag}.json", {"preset": args.preset,
+                                                         "batch": args.batch, "rows": rows})
     return 0
 
 
