@@ -279,7 +279,25 @@ def _launch(args) -> int:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={args.nproc}", "-m", "stochep", *argv]
     print(f"launching {args.nproc} processes: run directory {args.out}", file=sys.stderr)
-    return subprocess.run(cmd).returncode
+    code = subprocess.run(cmd).returncode
+    if code != 0 and _finished(args.out):
+        # gloo can abort a worker in its destructor while the group closes (distributed.py,
+        # DataParallel.close): the run itself finished and saved its last epoch
+        print(f"stochep train: a worker ended abnormally while the processes were closing, "
+              f"after the run had finished; the run in {args.out} is complete", file=sys.stderr)
+        return 0
+    return code
+
+
+def _finished(out: str) -> bool:
+    """Whether the run in ``out`` has trained and saved every epoch its config plans."""
+    try:
+        with open(os.path.join(out, "summary.json")) as f:
+            done = json.load(f)["epochs"]
+        planned = Config.from_dict(load_yaml(os.path.join(out, "config.yaml"))).epochs
+    except (OSError, ValueError, KeyError):
+        return False
+    return done >= planned and os.path.exists(os.path.join(out, "checkpoint_last.pt"))
 
 
 def _join_group(args) -> None:
