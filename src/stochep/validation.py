@@ -66,6 +66,12 @@ def check_ep_noise_options(average_last, shared_noise, estimator: str, shortest_
                          f"spike noise), got estimator {estimator}")
 
 
+def suggest(key, names) -> str:
+    """`` (did you mean 'x'?)`` for the name in ``names`` closest to ``key``, or ``""``."""
+    close = difflib.get_close_matches(str(key), sorted(map(str, names)), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_options(what: str, options: dict, target) -> dict:
     """``options`` for the callable ``target`` (a part's class or loader): an unknown key is
     one ValueError naming the closest accepted one and all of them; a value of the wrong type
@@ -78,10 +84,8 @@ def check_options(what: str, options: dict, target) -> dict:
     out = {}
     for key, value in options.items():
         if key not in params:
-            close = difflib.get_close_matches(str(key), list(params), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown option {key!r}{hint} in {what}; its options: "
-                             f"{', '.join(params) or 'none'}")
+            raise ValueError(f"unknown option {key!r}{suggest(key, params)} in {what}; its "
+                             f"options: {', '.join(params) or 'none'}")
         default = params[key].default
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

@@ -1,7 +1,6 @@
 """In-memory dataset container, and the registry of datasets (:class:`DatasetSource`)."""
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 from dataclasses import dataclass
@@ -9,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from stochep.registry import DATASETS
-from stochep.validation import check_options
+from stochep.validation import check_options, suggest
 
 
 class DataError(Exception):
@@ -234,10 +233,8 @@ def load_dataset(name: str, data_dir: str | None = None, **options) -> Dataset:
     known = source.option_names()
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(f"unknown data option {key!r}{hint} for dataset {name!r} "
-                            f"(its options: {', '.join(known) or 'none'})")
+            raise DataError(f"unknown data option {key!r}{suggest(key, known)} for dataset "
+                            f"{name!r} (its options: {', '.join(known) or 'none'})")
     try:
         options = check_options(f"data_options for dataset {name!r}", options, source.load)
     except ValueError as e:

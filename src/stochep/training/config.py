@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,6 +24,7 @@ from stochep.validation import (
     check_int_at_least,
     check_positive,
     check_unit_interval,
+    suggest,
 )
 
 
@@ -366,10 +366,8 @@ def from_sections(d: dict[str, Any]) -> dict[str, Any]:
         names = {key: f for f, key in SECTIONS[sec].items()}
         for key, v in body.items():
             if key not in names:
-                close = difflib.get_close_matches(str(key), list(names), n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"unknown key {sec}.{key}{hint}; section {sec!r} holds "
-                                  f"{', '.join(names)}")
+                raise ConfigError(f"unknown key {sec}.{key}{suggest(key, names)}; section "
+                                  f"{sec!r} holds {', '.join(names)}")
             flat[names[key]] = v
     return flat
 _MAPPINGS = frozenset(f.name for f in fields(Config) if f.default_factory is dict)
@@ -420,8 +418,7 @@ def upgrade_keys(d: dict[str, Any]) -> dict[str, Any]:
 
 def _with_suggestion(key: str, names=None) -> str:
     """``'bta'`` as ``'bta' (did you mean 'beta'?)`` when a config key is close enough."""
-    close = difflib.get_close_matches(key, sorted(names or _FIELD_NAMES), n=1, cutoff=0.6)
-    return f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"{key!r}" + suggest(key, names or _FIELD_NAMES)
 
 
 def check_dataset(name: str) -> None:
