@@ -155,21 +155,26 @@ class EPNetwork(nn.Module):
         data holds them (a flat 784 for a conv net)."""
         inf = self.inference
         x = self._prepare(x)
-        weights = inf.weights.applied(self) if inf.weights is not None else nullcontext()
+        with inf.weights.applied(self) if inf.weights is not None else nullcontext():
+            return torch.cat(list(self.score_batches(x)))
+
+    def score_batches(self, x: torch.Tensor, batch_size: int | None = None, prepare=None):
+        """Class scores of network-ready inputs ``x`` as :attr:`inference` says, one batch of
+        ``batch_size`` (default ``inference.batch_size``) at a time, all drawing from one spike
+        stream seeded afresh; ``prepare`` maps each batch first (a Trainer's reshape)."""
+        inf = self.inference
         dynamics = inf.dynamics or Dynamics()
-        rng = SpikeRNG(inf.seed, x.device)
-        out = []
-        with weights:
-            for i in range(0, len(x), inf.batch_size):
-                xb = x[i:i + inf.batch_size]
-                if inf.scorer is not None:
-                    out.append(inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
-                                                 average=inf.readout_average))
-                else:
-                    states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype),
-                                            inf.steps, rng, average_last=inf.readout_average)
-                    out.append(self.class_scores(states.average[-1]))
-        return torch.cat(out)
+        rng = SpikeRNG(inf.seed, self.interactions[0].weight.device)
+        size = batch_size or inf.batch_size
+        for i in range(0, len(x), size):
+            xb = x[i:i + size] if prepare is None else prepare(x[i:i + size])
+            if inf.scorer is not None:
+                yield inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
+                                        average=inf.readout_average)
+            else:
+                states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype),
+                                        inf.steps, rng, average_last=inf.readout_average)
+                yield self.class_scores(states.average[-1])
 
     def _prepare(self, x) -> torch.Tensor:
         """``x`` checked against :attr:`inference`'s data shape, as float32 on the network's

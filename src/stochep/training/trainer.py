@@ -376,10 +376,8 @@ class Trainer:
     def _scores(self, x: torch.Tensor, batch_size: int):
         """The rule's class scores of ``x``, batch by batch (on the CPU), with spikes from this
         rank's evaluation stream, seeded afresh."""
-        rng = SpikeRNG(self._eval_seed(), self.device)
-        for i in range(0, len(x), batch_size):
-            yield self.rule.scores(self.net, self.inputs(x[i:i + batch_size]), self.dynamics,
-                                   self.cfg.T_free, rng, average=self.cfg.readout_average).cpu()
+        for s in self.net.score_batches(x, batch_size, prepare=self.inputs):
+            yield s.cpu()
 
     @torch.no_grad()
     def record(self, x: torch.Tensor, y: torch.Tensor | None = None, seed: int | None = None,
