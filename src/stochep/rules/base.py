@@ -56,6 +56,10 @@ class LearningRule:
     tuned: ClassVar[dict[str, Any]] = {}
     # Keys of earlier config versions: top-level option keys -> option, and whether the rule had
     # a top-level override section under its own name (``training.config.upgrade_keys``).
+    # True for a rule that steps the run's optimizer inside a batch (continual EP, at every
+    # nudged step): the trainer passes ``optimizer=`` to :meth:`gradients` and its own step
+    # after it is the batch's last
+    steps_optimizer: ClassVar[bool] = False
     legacy_keys: ClassVar[dict[str, str]] = {}
     legacy_section: ClassVar[bool] = False
 

@@ -4,15 +4,29 @@ so no free equilibrium has to be stored until the phase ends.
 After the free phase settles at ``s_0`` (eq. 7), each nudged step ``t`` (eq. 8) moves the states
 from ``s_{t-1}`` to ``s_t`` and then every weight by the local contrast of the two::
 
-    theta <- theta - eta * (dE/dtheta(s_t) - dE/dtheta(s_{t-1})) / beta
+    g_t = (dE/dtheta(s_t) - dE/dtheta(s_{t-1})) / beta,      theta <- optimizer step on g_t
 
-with the per-step learning rate ``eta`` (``rules.cep.lr_step``; 0: the run's ``lr``). The
-increments telescope: with ``eta -> 0`` their sum is ``-eta`` times the two-phase EP estimate
-(eq. 9) at the same ``beta`` and phase lengths, and ``tests/test_continual.py`` checks it.
-The update happens inside the rule, so the run's optimizer must change nothing: its tuned
-section sets plain SGD without momentum or weight decay, and the rule writes zero gradients.
+The increments telescope: their sum is the two-phase EP estimate (eq. 9) at the same ``beta`` and
+phase lengths, so with plain SGD at a small rate the summed steps approach ``-lr`` times EP's
+update (``tests/test_continual.py`` checks it). The steps go through the run's own optimizer,
+as in Laborieux et al.'s code, so its per-layer rates, schedule and AdamW's per-weight scaling
+(which the EP recipes rely on) apply to every step: the rule steps the optimizer after each
+nudged step but the last and leaves the last increment in ``p.grad`` for the trainer's step
+(:attr:`steps_optimizer`). Without an optimizer (a rule called by hand) the intermediate steps
+are plain SGD at ``lr_step``.
+
+Estimators (the config's ``estimator``):
+
+- ``two-phase``: one nudged phase at ``+beta``;
+- ``random-sign``: its sign drawn per batch (the run's sign stream);
+- ``three-phase``: the ``+beta`` phase with increments over ``2 beta``, then ``T_nudge`` free
+  steps back towards the free equilibrium (no update), then a ``-beta`` phase whose increments
+  over ``-2 beta`` continue the update: the sum is eq. 22's ``(dE(s^+) - dE(s^-)) / (2 beta)``
+  up to how far the middle phase returned. Nothing is stored between the phases.
+
 Works with every interaction (dense, conv, attention) and spiking neurons (one spike draw per
-step, as EP); one nudged phase, ``+beta``.
+step, as EP). The contrasts use the states (rates) of consecutive steps: ``average_last`` and
+``shared_noise`` do not apply.
 """
 from __future__ import annotations
 
@@ -24,8 +38,8 @@ import torch
 from stochep.engine.dynamics import Dynamics
 from stochep.engine.rng import Streams
 from stochep.rules.base import RULES, LearningRule, StepResult
-from stochep.rules.ep import contrast_difference
-from stochep.validation import check_int_at_least, check_positive
+from stochep.rules.ep import ESTIMATORS, contrast_difference
+from stochep.validation import check_choice, check_int_at_least, check_positive
 
 
 @RULES.register("cep")
@@ -36,50 +50,79 @@ class CEP(LearningRule):
     beta: float
     T_free: int
     T_nudge: int
-    lr_step: float
+    lr_step: float = 0.01
+    estimator: str = "two-phase"
     dynamics: Dynamics | None = field(default=None, compare=False)
     streams: Streams | None = field(default=None, compare=False)
 
     options: ClassVar[dict] = {"lr_step": 0.0}
-    # the rule updates the weights itself: the optimizer must be a plain, inert SGD
-    tuned: ClassVar[dict] = {"optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
+    # The digits recipe (docs/hardware.md, "Continual EP"): AdamW stepping at every nudged step
+    # at a rate per step of the EP recipe's per batch over T_nudge, random-sign beta.
+    tuned: ClassVar[dict] = {"optimizer": "adamw", "lr": 0.0002, "estimator": "random-sign"}
+    # the rule steps the run's optimizer inside a batch; the trainer's step is the last one
+    steps_optimizer: ClassVar[bool] = True
 
     def __post_init__(self):
         check_positive("beta", self.beta)
         check_int_at_least("T_free", self.T_free, 1)
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_positive("rules.cep.lr_step", self.lr_step)
+        check_choice("estimator", self.estimator, ESTIMATORS)
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> CEP:
         lr_step = float(cls.settings(cfg)["lr_step"]) or cfg.lr
-        return cls(cfg.beta, cfg.T_free, cfg.T_nudge, lr_step, Dynamics.from_config(cfg),
-                   streams)
+        return cls(cfg.beta, cfg.T_free, cfg.T_nudge, lr_step, cfg.estimator,
+                   Dynamics.from_config(cfg), streams)
 
-    @classmethod
-    def check_config(cls, cfg) -> None:
-        if cfg.optimizer != "sgd" or cfg.momentum or cfg.weight_decay:
-            raise ValueError("algo cep updates the weights inside the nudged phase; the "
-                             "optimizer must change nothing: optimizer sgd, momentum 0, "
-                             f"weight_decay 0 (got {cfg.optimizer}, {cfg.momentum}, "
-                             f"{cfg.weight_decay})")
+    def _sign(self) -> float:
+        if self.estimator != "random-sign":
+            return 1.0
+        gen = self.streams.sign if self.streams is not None else None
+        if gen is None:
+            raise ValueError("estimator random-sign needs the run's sign stream (streams)")
+        return 1.0 if torch.randint(0, 2, (1,), generator=gen).item() else -1.0
 
     def gradients(self, net, x: torch.Tensor, y: torch.Tensor,
-                  init: list[torch.Tensor] | None = None) -> StepResult:
+                  init: list[torch.Tensor] | None = None, optimizer=None) -> StepResult:
+        """Run the phases, stepping ``optimizer`` (or SGD at ``lr_step``) after every nudged
+        step but the last, whose increment is left in ``p.grad`` for the caller's step."""
         net.check_batch(x, y)
         rng = self.streams.spike if self.streams is not None else None
         dyn = self.dynamics or Dynamics()
         target = net.target(y, x.dtype)
+        params = list(net.parameters())
+        three = self.estimator == "three-phase"
+        beta = self.beta * self._sign()
+        # (nudge, scale of the increments, whether the phase updates the weights)
+        phases = [(beta, 2 * beta if three else beta, True)]
+        if three:
+            phases += [(0.0, 0.0, False), (-beta, -2 * beta, True)]
+        n_updates = self.T_nudge * (2 if three else 1)
+        done = 0
         with torch.no_grad():
             start = net.zero_states(x.shape[0], x.dtype) if init is None else init
             free = dyn.relax(net, x, start, self.T_free, rng)
             prev, carry = free.final, free.carry
-            for _ in range(self.T_nudge):  # the phase constants follow the changing weights
-                res = dyn.relax(net, x, prev, 1, rng, self.beta, target, carry=carry)
-                for p, g in zip(net.parameters(),
-                                contrast_difference(net, x, res.final, prev, self.beta)):
-                    p.sub_(g.to(p.dtype).view_as(p), alpha=self.lr_step)
-                prev, carry = res.final, res.carry
-        for p in net.parameters():
-            p.grad = torch.zeros_like(p)
-        return StepResult(free=free.final, loss=net.loss(free.final[-1], target), nudged=prev)
+            nudged = None
+            for nudge, scale, updates in phases:
+                for _ in range(self.T_nudge):  # the phase constants follow the changing weights
+                    res = dyn.relax(net, x, prev, 1, rng, nudge, target, carry=carry)
+                    if updates:
+                        grads = contrast_difference(net, x, res.final, prev, scale)
+                        for p, g in zip(params, grads):
+                            p.grad = g.to(p.dtype).view_as(p)
+                        done += 1
+                        if done < n_updates:
+                            self._step(params, optimizer)
+                    prev, carry = res.final, res.carry
+                if nudged is None:
+                    nudged = prev
+        return StepResult(free=free.final, loss=net.loss(free.final[-1], target), nudged=nudged)
+
+    def _step(self, params, optimizer) -> None:
+        if optimizer is not None:
+            optimizer.step()
+            return
+        for p in params:
+            p.sub_(p.grad, alpha=self.lr_step)

@@ -75,6 +75,9 @@ def build_training_rules(cfg, streams: Streams, frames: bool = False, world_size
     if frames and cfg.frame_update == "frame" and world_size > 1:
         raise ValueError("frame_update='frame' steps the optimizer inside each sample; "
                          "data-parallel training needs frame_update='sample'")
+    if world_size > 1 and getattr(rule, "steps_optimizer", False):
+        raise ValueError(f"algo {cfg.algo} steps the optimizer inside each batch; "
+                         "data-parallel training averages one step per batch (use --nproc 1)")
     if frames:
         warm = build_rule(with_T(cfg.T_free_warm), streams) if cfg.T_free_warm else None
         rule = FrameSequence(rule, cfg.gamma, cfg.frame_update, warm, cfg.T_free_warm or None)

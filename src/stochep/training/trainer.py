@@ -291,18 +291,22 @@ class Trainer:
             self.optimizer_step()
             return {"n": 0, "loss": 0.0, "loss_sum": 0.0, "correct": 0, "acc": 0.0, "rates": [],
                     "layers": [], "nudged_layers": None, "update_ratio": []}
+        # a rule that steps the optimizer inside the batch (frames stepped per frame, continual
+        # EP per nudged step) gets it; the trainer's step below is the last one
+        kw = {"optimizer": self.opt} if self.frames or getattr(
+            self.rule, "steps_optimizer", False) else {}
         if self.frames:
-            res = self.rule.gradients(net, x, y, optimizer=self.opt)
+            res = self.rule.gradients(net, x, y, **kw)
         elif self.store is not None:
             if index is None:
                 raise ValueError("persist_free needs index= (the samples' positions in the "
                                  "training set) in train_step")
             init = self.store.get(index)
             rule = self.rule if init is None else self.persist_rule
-            res = rule.gradients(net, x, y, init=init)
+            res = rule.gradients(net, x, y, init=init, **kw)
             self.store.put(index, res.free)
         else:
-            res = self.rule.gradients(net, x, y)
+            res = self.rule.gradients(net, x, y, **kw)
         free, loss, nudged = res.free, res.loss, res.nudged
         self.dp.average_grads(net.parameters(), n)
         self.check_finite(free, batch)
