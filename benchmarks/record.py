@@ -30,8 +30,9 @@ def run_record(run_dir: str) -> dict:
     metrics = os.path.join(run_dir, "metrics.jsonl")
     if os.path.exists(metrics):
         keys = ("epoch", "train_loss", "train_acc", "val_acc", "test_acc", "time_s")
+        extra = ("feedback_angle",)  # a rule's own per-epoch figures, where it logs them
         with open(metrics) as f:
-            out["epochs"] = [{k: row.get(k) for k in keys}
+            out["epochs"] = [{k: row.get(k) for k in keys + tuple(e for e in extra if e in row)}
                              for row in map(json.loads, filter(str.strip, f))]
     return out
 

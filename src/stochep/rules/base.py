@@ -89,6 +89,17 @@ class LearningRule:
         from ``streams`` (``rng.Streams``)."""
         raise NotImplementedError
 
+    @classmethod
+    def prepare_network(cls, net, cfg) -> None:
+        """Add what the rule needs to a network just built from ``cfg`` (resolved), before
+        calibration, the optimizer and any checkpoint load (vector-field EP's feedback
+        weights); nothing by default."""
+
+    def epoch_metrics(self, net) -> dict:
+        """Per-epoch figures the rule reports about ``net`` (added to each ``metrics.jsonl``
+        row; e.g. vector-field EP's ``feedback_angle``); none by default."""
+        return {}
+
     def gradients(self, net, x: torch.Tensor, y: torch.Tensor,
                   init: list[torch.Tensor] | None = None) -> StepResult:
         """Write ``p.grad`` for batch ``(x, y)``; ``init``: the free phase's initial states

@@ -141,8 +141,10 @@ class Progress(Callback):
                        if row[k] is not None)
         rates = "/".join(f"{r:.2f}" for r in row["firing_rate"])
         elapsed = time.perf_counter() - self.t_start
+        angle = ("  angle " + "/".join(f"{a:.1f}" for a in row["feedback_angle"])
+                 if row.get("feedback_angle") else "")
         line = (f"epoch {row['epoch']}/{trainer.cfg.epochs}  loss {row['train_loss']:.4f}"
-                f"{accs}  rates {rates}  {row['time_s']:.1f}s  elapsed {elapsed:.0f}s")
+                f"{accs}  rates {rates}{angle}  {row['time_s']:.1f}s  elapsed {elapsed:.0f}s")
         print(line, file=self.stream, flush=True)
 
 

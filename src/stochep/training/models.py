@@ -6,7 +6,7 @@ import torch
 from stochep.engine.interactions import INTERACTIONS, Dense
 from stochep.engine.network import EPNetwork
 from stochep.engine.neurons.base import build_neuron
-from stochep.registry import COSTS
+from stochep.registry import COSTS, RULES
 
 from .config import Config
 
@@ -84,6 +84,7 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
             inters.append(inter)
             shape = inter.out_shape
         inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))
-    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass,
-                     COSTS[cfg.cost]())
+    net = EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass, COSTS[cfg.cost]())
+    RULES[cfg.algo].prepare_network(net, cfg.resolved())  # e.g. vector-field EP's feedback
+    return net
 

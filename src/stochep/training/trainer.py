@@ -572,7 +572,7 @@ class Trainer:
             row = {"epoch": self.epoch, "train_loss": stats.loss, "train_acc": stats.acc,
                    "val_acc": val_acc, "test_acc": test_acc, "time_s": dt,
                    "firing_rate": stats.rates, **stats.activity,
-                   "lr": self.opt.param_groups[0]["lr"]}
+                   "lr": self.opt.param_groups[0]["lr"], **self.rule.epoch_metrics(self.net)}
             self.history.append(row)
             improved = self._select(val_acc, test_acc)
             if self.dp.main:

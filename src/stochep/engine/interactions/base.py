@@ -49,6 +49,50 @@ class Interaction(nn.Module):
         """A random valid input batch (for tools that measure without data)."""
         return torch.rand(batch, *self.in_shape, generator=generator)
 
+    # ---- separate feedback weights (vector-field EP; rules/vf.py) ------------------------
+    # Symmetric by default: ``drive_down`` uses the forward ``weight`` itself. An interaction
+    # that supports feedback (dense, conv) reads :meth:`down_weight` in its down drive, so a
+    # tensor set by :meth:`set_feedback` replaces ``W^T`` there and nowhere else (the energy,
+    # ``drive_up`` and the contrasts of ``weight`` are unchanged). With no feedback set the
+    # cost is one attribute lookup per down drive.
+    supports_feedback: ClassVar[bool] = False
+
+    def set_feedback(self, feedback: torch.Tensor, learned: bool) -> None:
+        """Use ``feedback`` (``weight``'s shape) in the down drive: a parameter updated with
+        the weight's own contrast when ``learned`` (listed after the interaction's other
+        parameters), else a fixed buffer (saved with the model, never optimized)."""
+        if not self.supports_feedback:
+            raise ValueError(f"{type(self).__name__} does not support separate feedback weights "
+                             "(dense and conv do)")
+        if tuple(feedback.shape) != tuple(self.weight.shape):
+            raise ValueError(f"feedback must have the weight's shape {tuple(self.weight.shape)}, "
+                             f"got {tuple(feedback.shape)}")
+        self._parameters.pop("feedback", None)
+        self._buffers.pop("feedback", None)
+        t = feedback.detach().clone().to(self.weight)
+        if learned:
+            self.register_parameter("feedback", nn.Parameter(t))
+        else:
+            self.register_buffer("feedback", t)
+
+    @property
+    def has_feedback(self) -> bool:
+        return "feedback" in self._parameters or "feedback" in self._buffers
+
+    def down_weight(self) -> torch.Tensor:
+        """The weights of the down drive: the feedback if one is set, else ``weight``."""
+        fb = self._parameters.get("feedback")
+        if fb is None:
+            fb = self._buffers.get("feedback")
+        return self.weight if fb is None else fb
+
+    def _with_feedback(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``grads`` (weight first) plus the learned feedback's: the weight's contrast, so the
+        feedback follows the forward weights' update (vector-field EP, rules/vf.py)."""
+        if "feedback" in self._parameters:
+            grads.append(grads[0].clone())
+        return grads
+
     def context(self, r_lo: torch.Tensor):
         return None
 

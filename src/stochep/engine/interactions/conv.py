@@ -51,6 +51,7 @@ class ConvPool(Interaction):
     """
 
     bilinear = True  # given the pooling indices (module docstring)
+    supports_feedback = True  # the down drive reads down_weight() (base.set_feedback)
     needs_image = True
 
     @classmethod
@@ -149,12 +150,12 @@ class ConvPool(Interaction):
         """The kernel of the down drive as a convolution (flipped, in and out swapped). The
         weights do not change within a phase, so outside autograd it is made once per weight
         version (an optimizer step or a weight swap makes a new one) instead of every step."""
-        if torch.is_grad_enabled() and self.weight.requires_grad:
-            return self.weight.flip(2, 3).transpose(0, 1)
-        w = self.weight
+        w = self.down_weight()
+        if torch.is_grad_enabled() and w.requires_grad:
+            return w.flip(2, 3).transpose(0, 1)
         key = (w.data_ptr(), w._version, w.device, w.dtype, id(w))
         if self._flip_cache is None or self._flip_cache[0] != key:
-            self._flip_cache = (key, self.weight.detach().flip(2, 3).transpose(0, 1))
+            self._flip_cache = (key, w.detach().flip(2, 3).transpose(0, 1))
         return self._flip_cache[1]
 
     # ---- interface ------------------------------------------------------------------------
@@ -183,7 +184,8 @@ class ConvPool(Interaction):
         g = _channels_last(self._unpool(s_hi, ctx))
         if self._flip_pad is not None:
             return F.conv2d(g, self._flipped(), None, 1, self._flip_pad)
-        return F.conv_transpose2d(g, self.weight, None, self.stride, self.padding, self._out_pad)
+        return F.conv_transpose2d(g, self.down_weight(), None, self.stride, self.padding,
+                                  self._out_pad)
 
     # fused forms used by the step (bias split out, added once per phase)
     def bias_up(self):
@@ -209,7 +211,7 @@ class ConvPool(Interaction):
                                               self.padding) / b]
         if self.bias is not None:
             grads.append(-r_hi.view(b, *self.out_shape).sum((0, 2, 3)) / b)
-        return grads
+        return self._with_feedback(grads)
 
     def macs(self) -> int:
         """``C_in K_H K_W C_out O_H O_W`` with O the convolution output size (eq. 16)."""

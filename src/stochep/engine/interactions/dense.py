@@ -11,7 +11,8 @@ from .base import INTERACTIONS, Interaction, spec_int
 
 @INTERACTIONS.register("dense")
 class Dense(Interaction):
-    """Symmetric dense coupling; ``W`` has shape ``[n_hi, n_lo]`` as in ``nn.Linear``.
+    """Symmetric dense coupling; ``W`` has shape ``[n_hi, n_lo]`` as in ``nn.Linear`` (its down
+    drive uses separate feedback weights when they are set, :meth:`set_feedback`).
 
     Lower-layer inputs of any shape are flattened. ``init_scale`` multiplies PyTorch's default
     uniform(+-1/sqrt(fan_in)) initialisation: the free phase settles only for small weights
@@ -19,6 +20,7 @@ class Dense(Interaction):
     """
 
     bilinear = True
+    supports_feedback = True
 
     @classmethod
     def from_spec(cls, index, spec, in_shape, init_scale=1.0, embedding=None) -> Dense:
@@ -43,7 +45,7 @@ class Dense(Interaction):
         return nn.functional.linear(s_lo.flatten(1), self.weight, self.bias)
 
     def drive_down(self, s_hi, ctx=None):
-        return (s_hi @ self.weight).view(s_hi.shape[0], *self.in_shape)
+        return (s_hi @ self.down_weight()).view(s_hi.shape[0], *self.in_shape)
 
     def bias_up(self):
         return self.bias
@@ -52,14 +54,14 @@ class Dense(Interaction):
         acc.addmm_(s_lo.flatten(1), self.weight.t(), alpha=alpha)
 
     def add_down_(self, acc, s_hi, ctx, alpha):
-        acc.view(acc.shape[0], -1).addmm_(s_hi, self.weight, alpha=alpha)
+        acc.view(acc.shape[0], -1).addmm_(s_hi, self.down_weight(), alpha=alpha)
 
     def contrast(self, r_lo, r_hi):
         b = r_hi.shape[0]
         grads = [-(r_hi.t() @ r_lo.flatten(1)) / b]
         if self.bias is not None:
             grads.append(-r_hi.mean(0))
-        return grads
+        return self._with_feedback(grads)
 
     def macs(self) -> int:
         return self.weight.numel()
