@@ -132,6 +132,15 @@ def _add_gradcheck(sub):
                    help="build the network from the digits default (or --preset) with these "
                    "config overrides: any registered neuron, layer or cost; --set algo=NAME "
                    "checks that rule against BPTT instead of EP")
+    p.add_argument("--per-step", action="store_true",
+                   help="compare EP's per-step updates of the nudged phase with BPTT's per-step "
+                   "gradients (GDU, Ernoult et al. 2019): per tensor RMSE and sign agreement")
+    p.add_argument("--steps", type=int, default=20,
+                   help="with --per-step: nudged steps compared (at most --T)")
+    p.add_argument("--json", default="gradcheck-per-step.json",
+                   help="with --per-step: the result JSON ('-': standard output)")
+    p.add_argument("--plot", default="gradcheck-per-step.png",
+                   help="with --per-step: the picture of the series ([plot] extra)")
 
 
 def _add_memory(sub):
@@ -493,6 +502,8 @@ def cmd_gradcheck(args) -> int:
         net, data = digits_network(args.widths, args.n_perclass, args.kappa, args.lam,
                                    args.init_scale, args.seed)
     x = data.x_train[:args.batch].reshape(args.batch, *net.input_shape)
+    if args.per_step:
+        return _gradcheck_per_step(args, net, x, data.y_train[:args.batch], rule)
     rows = compare_ep_bptt(net, x, data.y_train[:args.batch], args.beta, args.T, args.T,
                            args.estimator, rule)
     print(f"{'parameter':<26}{'cosine':>10}{'norm_ratio':>12}")
@@ -501,6 +512,37 @@ def cmd_gradcheck(args) -> int:
     cmin = min(r["cosine"] for r in rows)
     print(f"cosine_min={cmin:.6f}")
     return 0 if cmin >= args.threshold else 1
+
+
+def _gradcheck_per_step(args, net, x, y, rule) -> int:
+    from stochep.tools.gdu import per_step_check, plot_per_step
+    from stochep.tools.plot import say_no_matplotlib
+
+    if rule is not None:
+        raise ConfigError("--per-step compares EP's per-step updates; --set algo=... does not "
+                          "apply")
+    if args.threshold != 0.99:
+        raise ConfigError("--threshold applies to the total-gradient check, not --per-step")
+    res = per_step_check(net, x, y, args.beta, args.T, args.steps)
+    out = {"beta": args.beta, "T": args.T, "steps": args.steps, "batch": len(y),
+           "rows": res["rows"],
+           "series": {k: {"ep": v.flatten(1)[:, :8].tolist(),
+                          "bptt": res["bptt"][k].flatten(1)[:, :8].tolist()}
+                      for k, v in res["ep"].items()}}
+    if args.json != "-":
+        print(f"{'tensor':<26}{'elements':>9}{'rmse':>9}{'sign_agree':>12}{'step_cos_min':>14}")
+        for r in res["rows"]:
+            c = r["step_cosine_min"]
+            print(f"{r['tensor']:<26}{r['elements']:>9}{r['rmse']:>9.4f}"
+                  f"{r['sign_agreement']:>12.4f}{'-' if c is None else f'{c:.4f}':>14}")
+    _write_json(args.json, out)
+    if args.plot:
+        if plot_per_step(res, args.plot):
+            if args.json != "-":
+                print(f"wrote {args.plot}")
+        else:
+            say_no_matplotlib(args.plot)
+    return 0
 
 
 def _write_json(path, obj) -> None:
