@@ -16,6 +16,11 @@ per-weight scaling and decay, and the forward/feedback angle closes as the weigh
 
 - ``feedback``: ``learned`` (a parameter, updated as above) or ``fixed`` (a buffer: saved with
   the model, never updated: feedback-alignment-style dynamics);
+- ``decay``: each batch, before its phases, every forward weight with a learned feedback and its
+  feedback shrink by the factor ``1 - decay`` (Kolen and Pollack 1994; local: each synapse
+  decays itself; biases and the first interaction untouched). With the same updates on both,
+  ``B_k - W_k`` then shrinks by that factor per batch while the learned part of the weights is
+  restored by the updates: the lever that closes the angle within a short run;
 - ``feedback_init``: ``random`` (drawn from the weight's own init distribution, seeded by the
   run's seed: ``fa.make_feedback``) or ``forward`` (a copy of ``W_k``: with ``learned`` the run
   is exactly EP's, which ``tests/test_vf.py`` checks bit for bit).
@@ -81,13 +86,17 @@ class VF(EP):
 
     feedback: str = "learned"
     feedback_init: str = "random"
+    decay: float = 0.0
 
-    options: ClassVar[dict] = {"feedback": "learned", "feedback_init": "random"}
+    options: ClassVar[dict] = {"feedback": "learned", "feedback_init": "random", "decay": 0.0}
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("rules.vf.feedback", self.feedback, FEEDBACK)
         check_choice("rules.vf.feedback_init", self.feedback_init, FEEDBACK_INIT)
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) \
+                or not 0 <= self.decay < 1:
+            raise ValueError(f"rules.vf.decay must be in [0, 1) (0: off), got {self.decay!r}")
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> VF:
@@ -95,7 +104,7 @@ class VF(EP):
         o = cls.settings(cfg)
         return cls(cfg.beta, cfg.T_free, cfg.T_nudge, cfg.estimator, cfg.average_last,
                    cfg.shared_noise, EP.from_config(cfg).dynamics, cfg.dynamics_dtype, streams,
-                   o["feedback"], o["feedback_init"])
+                   o["feedback"], o["feedback_init"], o["decay"])
 
     @classmethod
     def prepare_network(cls, net, cfg) -> None:
@@ -107,6 +116,12 @@ class VF(EP):
         if not any(getattr(m, "has_feedback", False) for m in net.interactions[1:]):
             raise ValueError("algo vf: the network has no feedback weights (build it from a "
                              "config with algo vf, or call rules.vf.add_feedback)")
+        if self.decay:
+            with torch.no_grad():
+                for inter in net.interactions[1:]:
+                    if "feedback" in inter._parameters:
+                        inter.weight.mul_(1 - self.decay)
+                        inter.feedback.mul_(1 - self.decay)
         return super().gradients(net, x, y, init)
 
     def epoch_metrics(self, net) -> dict:
