@@ -131,3 +131,20 @@ def test_cli_refuses_bad_feedback_options():
                           "rules.vf.feedback")
     assert_one_line_error(run("train", "--algo", "vf", "--set",
                               "rules.vf.feedback_init=zeros"), "rules.vf.feedback_init")
+
+
+def test_decay_shrinks_forward_and_learned_feedback_alike(digits):
+    from stochep.engine.rng import Streams
+    from stochep.training.build import build_rule
+    from stochep.training.models import build_network
+
+    cfg = Config(**{**TINY, "algo": "vf", "layers": [16, 16], "rules": {"vf": {"decay": 0.1}}})
+    net = build_network(cfg, (64,), 10)
+    w0 = [m.weight.detach().clone() for m in net.interactions]
+    b0 = [m.feedback.detach().clone() for m in net.interactions[1:]]
+    build_rule(cfg, Streams(0)).gradients(net, digits.x_train[:8], digits.y_train[:8])
+    assert torch.equal(net.interactions[0].weight, w0[0])  # no feedback: not decayed
+    for m, w, b in zip(net.interactions[1:], w0[1:], b0):
+        assert torch.allclose(m.weight, 0.9 * w) and torch.allclose(m.feedback, 0.9 * b)
+    with pytest.raises(ValueError, match="rules.vf.decay"):
+        Config(algo="vf", rules={"vf": {"decay": 1.5}})
