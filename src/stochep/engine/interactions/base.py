@@ -81,10 +81,11 @@ class Interaction(nn.Module):
 
     def down_weight(self) -> torch.Tensor:
         """The weights of the down drive: the feedback if one is set, else ``weight``."""
-        fb = self._parameters.get("feedback")
+        params = self._parameters  # dict reads, not nn.Module.__getattr__
+        fb = params.get("feedback")
         if fb is None:
             fb = self._buffers.get("feedback")
-        return self.weight if fb is None else fb
+        return params["weight"] if fb is None else fb
 
     def _with_feedback(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """``grads`` (weight first) plus the learned feedback's: the weight's contrast, so the
