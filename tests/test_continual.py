@@ -48,3 +48,19 @@ def test_cep_refuses_data_parallel():
 
     with pytest.raises(ValueError, match="steps the optimizer inside each batch"):
         build_training_rules(Config(algo="cep").resolved(), Streams(0), world_size=2)
+
+
+def test_cep_on_a_conv_net_with_spikes_moves_every_parameter():
+    from stochep.engine.rng import Streams
+    from stochep.training.models import build_network
+
+    cfg = Config(algo="cep", layers=[{"conv": 3, "kernel": 3, "padding": 1, "pool": 2}],
+                 n_perclass=1, T_free=8, T_nudge=3)
+    net = build_network(cfg, (1, 8, 8), 10)
+    before = [p.detach().clone() for p in net.parameters()]
+    rule = CEP.from_config(cfg.resolved(), Streams(0))
+    res = rule.gradients(net, torch.rand(6, 1, 8, 8), torch.arange(6))
+    assert res.nudged is not None and len(res.free) == 2
+    # intermediate steps applied (SGD at lr_step without an optimizer), the last left in p.grad
+    assert all(not torch.equal(p, b) for p, b in zip(net.parameters(), before))
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
