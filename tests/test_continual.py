@@ -64,3 +64,17 @@ def test_cep_on_a_conv_net_with_spikes_moves_every_parameter():
     # intermediate steps applied (SGD at lr_step without an optimizer), the last left in p.grad
     assert all(not torch.equal(p, b) for p, b in zip(net.parameters(), before))
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_cli_bad_cep_setting_is_one_line():
+    import os
+    import subprocess
+    import sys
+
+    from helpers import assert_one_line_error
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "stochep", "train", "--algo", "cep", "--set",
+                          "rules.cep.estimator=sideways"], capture_output=True, text=True,
+                         env=env, check=False)
+    assert_one_line_error(res, "estimator")
