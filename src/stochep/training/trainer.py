@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -699,7 +700,18 @@ def use_deterministic() -> None:
     the whole process, ``torch.use_deterministic_algorithms`` (an op with no deterministic CUDA
     kernel warns), cuDNN's deterministic algorithms without autotuning, and the cuBLAS workspace
     that makes its matrix products reproducible (``CUBLAS_WORKSPACE_CONFIG``, before its first
-    use). On the CPU, where every run is already exact, it changes no result."""
+    use). On the CPU, where every run is already exact, it changes no result.
+
+    torch sizes the cuBLAS workspace once, when the process first uses cuBLAS: a Python user who
+    ran CUDA work before building the Trainer gets a one-line warning to set
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before that (the ``stochep`` command builds its Trainer
+    before any CUDA work)."""
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_available() \
+            and torch.cuda.is_initialized():
+        warnings.warn("deterministic=true: CUDA started before CUBLAS_WORKSPACE_CONFIG was set, so "
+                      "this process's cuBLAS products may not be reproducible; set "
+                      "CUBLAS_WORKSPACE_CONFIG=:4096:8 before using CUDA (docs/gpu.md)",
+                      stacklevel=3)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
