@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 
-from stochep.engine.faults import KINDS, SPREADS
+from stochep.engine.faults import KINDS, SPREADS, parse_spec
 
 DEFAULT_SWEEP = {"dead": [0.05, 0.1, 0.2, 0.4], "stuck": [0.01, 0.02, 0.05, 0.1],
                  "drop": [0.1, 0.2, 0.4, 0.6], "variation": [0.1, 0.2, 0.4, 0.8]}
@@ -156,15 +156,11 @@ def run_command(args) -> tuple[dict, str]:
     points = [parse_point(t) for t in args.point]
     if not sweeps and not points:
         sweeps = {k: [0.0, *v] for k, v in DEFAULT_SWEEP.items()}
+    for spec in [{k: v} for k, levels in sweeps.items() for v in levels] + points:
+        parse_spec({**spec, "layers": args.layers}, 2)  # a bad level: one line, nothing loaded
     if not os.path.isfile(args.checkpoint):
         raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
     trainer = Trainer.from_checkpoint(args.checkpoint, data_dir=args.data_dir)
-    for kind, levels in sweeps.items():  # a bad level is one line before any scoring
-        for v in levels:
-            trainer.set_faults({kind: v, "layers": args.layers})
-    for p in points:
-        trainer.set_faults({**p, "layers": args.layers})
-    trainer.set_faults(dict(trainer.cfg.faults))
     rep = evaluate_faults(trainer, sweeps, points, args.seeds, args.layers, args.eval_subset)
     rep.update(checkpoint=os.path.abspath(args.checkpoint), epoch=trainer.epoch,
                preset=trainer.cfg.preset, algo=trainer.cfg.algo, neuron=trainer.cfg.neuron,
