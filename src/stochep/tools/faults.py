@@ -130,6 +130,8 @@ def plot_faults(rep: dict, path: str) -> bool:
               "variation": "weight variation (rel. std)"}
     for ax, kind in zip(axes[0], kinds):
         rows = sorted(rep["sweeps"][kind], key=lambda r: r["level"])
+        if rows[0]["level"] > 0:  # the perfect device as the line's start
+            rows = [{"level": 0.0, "accuracy": rep["clean_accuracy"]}] + rows
         ax.plot([r["level"] for r in rows], [100 * r["accuracy"] for r in rows], "o-")
         ax.axhline(100 * rep["clean_accuracy"], color="grey", lw=0.8, ls="--")
         ax.set_xlabel(labels.get(kind, kind))
