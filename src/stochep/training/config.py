@@ -101,6 +101,7 @@ class Config:
     update: str = "sync"
     tol: float = 0.0
     compile: bool = False
+    graphs: bool = False  # compile the step as a CUDA graph (one launch a step on a GPU)
     pool_every: int = 1  # refresh max-pooling indices every k steps (1 = exact)
     dynamics_dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine
@@ -325,7 +326,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     "neuron": {"neuron": "name", "kappa": "kappa", "spikes": "spikes", "dt": "dt",
                "neuron_options": "options"},
     "dynamics": {"lam": "lam", "T_free": "T_free", "T_nudge": "T_nudge", "update": "update",
-                 "tol": "tol", "compile": "compile", "pool_every": "pool_every",
+                 "tol": "tol", "compile": "compile", "graphs": "graphs",
+                 "pool_every": "pool_every",
                  "dynamics_dtype": "dtype", "gamma": "gamma", "frame_update": "frame_update",
                  "T_free_warm": "T_free_warm", "persist_free": "persist_free",
                  "T_free_persist": "T_free_persist"},
