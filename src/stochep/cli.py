@@ -1,6 +1,6 @@
 """stochep: train and measure spiking networks with stochastic Equilibrium Propagation.
 
-Commands: train, eval, plot, presets, gradcheck, diagnose, memory, energy, analyze, sweep,
+Commands: train, eval, export, plot, presets, gradcheck, diagnose, memory, energy, analyze, sweep,
 reproduce, convert-checkpoint (``stochep COMMAND --help``).
 
 Errors the user can fix (unknown preset or key, wrong type, malformed YAML, missing data, an
@@ -101,6 +101,19 @@ def _add_eval(sub):
     p.add_argument("--json", help="where to write the result (default: next to the checkpoint)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change how it is scored, e.g. readout_average=20")
+
+
+def _add_export(sub):
+    p = sub.add_parser("export", help="write a checkpoint's free phase as a NIR graph "
+                       "(docs/deploy.md)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["nir"], default="nir")
+    p.add_argument("--out", required=True, help="the file to write (HDF5, e.g. model.nir)")
+    p.add_argument("--neuron", choices=["cubalif", "li-if"], default="cubalif",
+                   help="cubalif: one CubaLIF node per layer (runs in snnTorch); li-if: "
+                   "LI -> Scale -> IF")
+    p.add_argument("--spike-window", type=int,
+                   help="output steps a simulator counts spikes over (default half of T_free)")
 
 
 def _add_plot(sub):
@@ -453,6 +466,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from stochep.tools.nir.graph import export_checkpoint
+
+    export_checkpoint(args.checkpoint, args.out, neuron=args.neuron,
+                      spike_window=args.spike_window)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from stochep.tools.plot import curves_table, plot_runs, read_history, say_no_matplotlib
 
@@ -614,7 +636,8 @@ def cmd_analyze(args) -> int:
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
             "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
-            "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce}
+            "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce,
+            "export": cmd_export}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -627,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_eval(sub)
+    _add_export(sub)
     _add_plot(sub)
     sub.add_parser("presets", help="print the Table 3 presets")
     _add_gradcheck(sub)

@@ -153,9 +153,8 @@ def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = N
     n_layers = len(net.interactions)
     nodes = {"input": nir.Input(input_type={"input": np.array([int(np.prod(net.input_shape))])})}
     edges = []
-    below = "input"
+    below, below_entry = "input", None
     layer_names = [f"layer{i + 1}" for i in range(n_layers)]
-    exits = {}
     for i, inter in enumerate(net.interactions):
         name = layer_names[i]
         n = inter.out_shape[0]
@@ -163,21 +162,21 @@ def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = N
                 "stochep_state_box": np.array([0.0, 1.0 / kappa]),
                 "stochep_rate": "clamp(kappa * xi, 0, 1)"}
         nnodes, nedges, entry, exit_ = _neuron_nodes(nir, name, n, lam, kappa, dt, neuron, meta)
-        nodes.update(nnodes)
-        edges += nedges
         up = f"up{i + 1}"
+        # nodes in the order signals flow (nirtorch's executor wires them in dict order and
+        # needs a layer's feed-forward input before its feedback)
         nodes[up] = nir.Affine(weight=_f32(inter.weight), bias=_f32(inter.bias)
                                if inter.bias is not None else _full(n, 0.0),
                                metadata={"stochep_edge": "up", "stochep_interaction": "dense",
                                          "stochep_has_bias": int(inter.bias is not None)})
-        edges += [(below, up), (up, entry)]
+        nodes.update(nnodes)
+        edges += [(below, up), (up, entry), *nedges]
         if i > 0:  # the tied feedback W^T from this layer into the one below
             down = f"down{i}"
             nodes[down] = nir.Linear(weight=_f32(inter.weight.t()),
                                      metadata={"stochep_edge": "down", "stochep_tied_to": up})
-            edges += [(exit_, down), (down, prev_entry)]
-        exits[name] = exit_
-        below, prev_entry = exit_, entry
+            edges += [(exit_, down), (down, below_entry)]
+        below, below_entry = exit_, entry
     n_out = net.n_classes * net.n_perclass
     nodes["output"] = nir.Output(output_type={"output": np.array([n_out])})
     edges.append((below, "output"))
@@ -268,3 +267,18 @@ def load_nir(source):
     net.inference = Inference(steps=info["T_free"], readout_average=info["readout_average"],
                               dynamics=Dynamics(info["update"]))
     return net
+
+
+def export_checkpoint(checkpoint: str, out: str, **options):
+    """:func:`export_nir` of the network in a checkpoint, with the weights its run scores with
+    (the moving average where the run keeps one) and its free phase's settings; returns the
+    graph. A missing or damaged checkpoint is one ``CheckpointError`` line."""
+    from contextlib import nullcontext
+
+    from stochep.training.trainer import Trainer
+
+    require_nir()
+    net = Trainer.from_checkpoint(checkpoint, score_only=True).net
+    weights = net.inference.weights
+    with weights.applied(net) if weights is not None else nullcontext():
+        return export_nir(net, out, **options)
