@@ -84,7 +84,7 @@ def main() -> None:
     for k, v in rows.items():
         print(k, v)
     write_json(f"nir_{args.name}.json", {
-        "checkpoint": os.path.abspath(args.checkpoint), "epoch": tr.epoch,
+        "checkpoint": args.checkpoint, "epoch": tr.epoch,
         "n_test": len(y), "T_free": int(info["stochep_T_free"]),
         "spike_window": int(info["stochep_spike_window"]),
         "readout_average": int(info["stochep_readout_average"]),
