@@ -4,8 +4,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from helpers import TINY_ARGS
+
 from stochep import EPNetwork, Neuron
 from stochep.tools.nir import NIRExportError, export_nir, load_nir, run_reference
 from stochep.tools.nir.measure import graph_scores, stochep_scores

@@ -10,8 +10,10 @@ with ``P`` the clamp onto the state box ``[0, 1/kappa]``. In NIR's terms (one Eu
 ``Linear(W_i^T)`` down, summed into the layer's neuron node; the membrane ``xi`` is a leaky
 integrator with ``tau = dt / lam`` and input resistance ``r = kappa``. NIR has no stochastic
 neuron, so the spike draw becomes a deterministic integrate-and-fire neuron driven by
-``kappa xi`` with threshold 1: it fires at the mean rate ``clamp(kappa xi, 0, 1)`` of the
-Bernoulli neuron (eq. 1). Two encodings of that neuron (``neuron=``):
+``I = kappa xi`` with threshold 1. Reset by subtraction, it fires at the mean rate
+``clamp(I, 0, 1)`` of the Bernoulli neuron (eq. 1); NIR's reset to ``v_reset = 0`` fires at
+``1 / (floor(1 / I) + 1)`` instead (docs/deploy.md measures both). Two encodings of that neuron
+(``neuron=``):
 
 - ``"cubalif"`` (default): one ``CubaLIF`` node per layer. Its synaptic current is the leaky
   integrator ``xi`` (``tau_syn = dt / lam``, ``w_in = kappa``) and its membrane integrates it
