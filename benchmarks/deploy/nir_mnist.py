@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="result file nir_<name>.json")
     ap.add_argument("--test-subset", type=int, default=0, help="first N test images (0: all)")
     ap.add_argument("--runners", default="snntorch,reference,reference-subtract")
+    ap.add_argument("--encodings", default="cubalif,li-if", help="neuron encodings to export")
     args = ap.parse_args()
     tr = Trainer.from_checkpoint(args.checkpoint, score_only=True)
     net, cfg = tr.net, tr.cfg
@@ -54,7 +55,7 @@ def main() -> None:
                                   "seconds": time.time() - t}
     with tempfile.TemporaryDirectory() as tmp:
         graphs = {}
-        for enc in ("cubalif", "li-if"):
+        for enc in ["cubalif"] + [e for e in args.encodings.split(",") if e != "cubalif"]:
             path = os.path.join(tmp, f"{enc}.nir")
             export_nir(net, path, neuron=enc)
             graphs[enc] = read_graph(path)

@@ -171,14 +171,26 @@ def require_snntorch():
     return import_from_nir
 
 
+def in_flow_order(graph):
+    """A copy of ``graph`` listing its nodes breadth-first from the input. nirtorch's executor
+    wires nodes in the order the graph lists them and feeds a node whose inputs are all still
+    unset a placeholder of shape ``[1]``; a graph read from a file lists its nodes
+    alphabetically (HDF5), which put a layer's feedback before its input and failed with
+    ``mat1 and mat2 shapes cannot be multiplied``."""
+    nir = require_nir()
+    g = copy.deepcopy(graph)
+    return nir.NIRGraph(nodes={k: g.nodes[k] for k in _order(g)}, edges=list(g.edges),
+                        metadata=dict(g.metadata or {}), type_check=False)
+
+
 def snntorch_module(graph):
-    """snnTorch's module for ``graph`` (``snntorch.import_nir.import_from_nir``, which edits the
-    graph it is given, so it gets a copy); the importer's own failure is re-raised as one
+    """snnTorch's module for ``graph`` (``snntorch.import_nir.import_from_nir``, given a copy in
+    flow order, :func:`in_flow_order`); the importer's own failure is re-raised as one
     :class:`NIRExportError` line that quotes it."""
     import_from_nir = require_snntorch()
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the importer prints progress
-            return import_from_nir(copy.deepcopy(graph))
+            return import_from_nir(in_flow_order(graph))
     except Exception as e:  # noqa: BLE001 -- whatever the importer raises, quoted
         first = (str(e).strip().splitlines() or [""])[0]
         raise NIRExportError(f"snnTorch cannot import the graph: {type(e).__name__}: "
