@@ -116,6 +116,16 @@ def test_unsupported_parts_are_one_error_naming_them():
         export_nir(lif)
     with pytest.raises(NIRExportError, match="neuron encoding"):
         export_nir(_net(), neuron="izhikevich")
+    with pytest.raises(NIRExportError, match="threshold_scale must be a number > 0"):
+        export_nir(_net(), threshold_scale=0)
+
+
+def test_threshold_scale_sets_the_integrate_and_fire_threshold():
+    g = export_nir(_net(), threshold_scale=0.9)
+    np.testing.assert_allclose(g.nodes["layer2"].v_threshold, 0.45)  # 0.9 / kappa
+    assert g.metadata["stochep_threshold_scale"] == 0.9
+    g = export_nir(_net(), neuron="li-if", threshold_scale=0.9)
+    np.testing.assert_allclose(g.nodes["layer2"].v_threshold, 0.9)
 
 
 def test_the_graph_runs_in_snntorch_as_in_the_reference_executor(tmp_path):

@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--test-subset", type=int, default=0, help="first N test images (0: all)")
     ap.add_argument("--runners", default="snntorch,reference,reference-subtract")
     ap.add_argument("--encodings", default="cubalif,li-if", help="neuron encodings to export")
+    ap.add_argument("--threshold-scale", type=float, default=0.0,
+                    help="also export CubaLIF with this threshold factor (0: not)")
     args = ap.parse_args()
     tr = Trainer.from_checkpoint(args.checkpoint, score_only=True)
     net, cfg = tr.net, tr.cfg
@@ -66,9 +68,16 @@ def main() -> None:
                 same_mf = torch.equal(stochep_scores(back, x[:1000]), stochep_scores(net, x[:1000]))
                 rows["round trip"] = {"identical_weights": same_w,
                                       "identical_mean_field_scores_first_1000": same_mf}
+        if args.threshold_scale:
+            key = f"cubalif-threshold-{args.threshold_scale:g}"
+            export_nir(net, os.path.join(tmp, "t.nir"), threshold_scale=args.threshold_scale)
+            graphs[key] = read_graph(os.path.join(tmp, "t.nir"))
     info = graphs["cubalif"].metadata
     for enc, graph in graphs.items():
-        for runner in args.runners.split(","):
+        runners = args.runners.split(",")
+        if enc.startswith("cubalif-threshold"):  # NIR's reset: the runners that use it
+            runners = [r for r in runners if r != "reference-subtract"]
+        for runner in runners:
             key = f"{enc} / {runner}"
             t = time.time()
             try:

@@ -114,6 +114,9 @@ def _add_export(sub):
                    "LI -> Scale -> IF")
     p.add_argument("--spike-window", type=int,
                    help="output steps a simulator counts spikes over (default half of T_free)")
+    p.add_argument("--threshold-scale", type=float, default=1.0,
+                   help="integrate-and-fire threshold factor (0.9 makes up for the reset to "
+                   "zero; docs/deploy.md)")
 
 
 def _add_plot(sub):
@@ -470,7 +473,7 @@ def cmd_export(args) -> int:
     from stochep.tools.nir.graph import export_checkpoint
 
     export_checkpoint(args.checkpoint, args.out, neuron=args.neuron,
-                      spike_window=args.spike_window)
+                      spike_window=args.spike_window, threshold_scale=args.threshold_scale)
     print(f"wrote {args.out}")
     return 0
 

@@ -97,19 +97,19 @@ def _full(n: int, value: float) -> np.ndarray:
 
 
 def _neuron_nodes(nir, name: str, n: int, lam: float, kappa: float, dt: float, encoding: str,
-                  meta: dict) -> tuple[dict, list, str, str]:
+                  meta: dict, theta: float) -> tuple[dict, list, str, str]:
     """Nodes of one layer's neuron: (nodes, internal edges, entry node, exit node)."""
     if encoding == "cubalif":
         node = nir.CubaLIF(tau_syn=_full(n, dt / lam), tau_mem=_full(n, TAU_MEM),
                            r=_full(n, TAU_MEM / dt), v_leak=_full(n, 0.0),
-                           v_threshold=_full(n, 1.0 / kappa), v_reset=_full(n, 0.0),
+                           v_threshold=_full(n, theta / kappa), v_reset=_full(n, 0.0),
                            w_in=_full(n, kappa), metadata=meta)
         return {name: node}, [], name, name
     li, scale = f"{name}.li", f"{name}.scale"
     nodes = {li: nir.LI(tau=_full(n, dt / lam), r=_full(n, kappa), v_leak=_full(n, 0.0),
                         metadata={**meta, "stochep_role": "membrane xi (no clamp)"}),
              scale: nir.Scale(scale=_full(n, kappa)),
-             name: nir.IF(r=_full(n, 1.0 / dt), v_threshold=_full(n, 1.0),
+             name: nir.IF(r=_full(n, 1.0 / dt), v_threshold=_full(n, theta),
                           v_reset=_full(n, 0.0), metadata=meta)}
     return nodes, [(li, scale), (scale, name)], li, name
 
@@ -132,14 +132,18 @@ def _settings(net, steps, readout_average, update, spike_window) -> dict:
 
 def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = None,
                readout_average: int | None = None, update: str | None = None,
-               spike_window: int | None = None, dt: float = DT):
+               spike_window: int | None = None, dt: float = DT,
+               threshold_scale: float = 1.0):
     """The free phase of ``net`` as a ``nir.NIRGraph`` (module docstring), written to ``path``
     (HDF5, ``nir.write``) when given.
 
     ``steps``, ``readout_average`` and ``update`` default to the network's own
     (:attr:`EPNetwork.inference`: a Trainer's run sets ``T_free`` and its readout);
     ``spike_window``: the steps at the end whose output spikes a simulator counts (default
-    half the phase, at least ``readout_average``). Weights are written as float32.
+    half the phase, at least ``readout_average``). ``threshold_scale``: the integrate-and-fire
+    threshold in units of the rate argument's (1 for ``kappa xi``); below 1 it makes up part of
+    the charge a reset to zero discards (docs/deploy.md chose 0.9 on held-out training images).
+    Weights are written as float32.
     """
     nir = require_nir()
     check_exportable(net)
@@ -147,6 +151,9 @@ def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = N
         raise NIRExportError(f"neuron encoding must be one of {', '.join(NEURON_ENCODINGS)}, "
                              f"got {neuron!r}")
     settings = _settings(net, steps, readout_average, update, spike_window)
+    if isinstance(threshold_scale, bool) or not isinstance(threshold_scale, (int, float)) \
+            or not threshold_scale > 0:
+        raise NIRExportError(f"threshold_scale must be a number > 0, got {threshold_scale!r}")
     lam, nrn = net.lam, net.neuron
     kappa = float(nrn.kappa)
     spike_draw = {"bernoulli": "Bernoulli(clamp(kappa xi, 0, 1)) per step (eq. 1)",
@@ -163,7 +170,8 @@ def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = N
         meta = {"stochep_layer": i + 1, "stochep_spike_draw": spike_draw,
                 "stochep_state_box": np.array([0.0, 1.0 / kappa]),
                 "stochep_rate": "clamp(kappa * xi, 0, 1)"}
-        nnodes, nedges, entry, exit_ = _neuron_nodes(nir, name, n, lam, kappa, dt, neuron, meta)
+        nnodes, nedges, entry, exit_ = _neuron_nodes(nir, name, n, lam, kappa, dt, neuron, meta,
+                                                     float(threshold_scale))
         up = f"up{i + 1}"
         # nodes in the order signals flow (nirtorch's executor wires them in dict order and
         # needs a layer's feed-forward input before its feedback)
@@ -184,7 +192,8 @@ def export_nir(net, path=None, *, neuron: str = "cubalif", steps: int | None = N
     edges.append((below, "output"))
     info = {"format": FORMAT, "lam": lam, "kappa": kappa, "box": nrn.box, "spikes": nrn.spikes,
             "spike_dt": float(nrn.dt), "dt": dt, "neuron": neuron, "n_classes": net.n_classes,
-            "n_perclass": net.n_perclass, "cost": _cost_name(net), **settings}
+            "n_perclass": net.n_perclass, "cost": _cost_name(net),
+            "threshold_scale": float(threshold_scale), **settings}
     meta = {f"stochep_{k}": v for k, v in info.items()}
     meta["stochep_json"] = json.dumps(info, sort_keys=True)
     graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
