@@ -281,3 +281,13 @@ def test_deterministic_warns_when_cuda_started_before_the_cublas_setting(monkeyp
     with warnings.catch_warnings():  # set before CUDA started (as the CLI does): no warning
         warnings.simplefilter("error")
         use_deterministic()
+
+
+def test_training_set_is_gathered_on_the_device(digits, device):
+    """On a GPU the (small) training set is copied there once and batches are gathered there;
+    on a CPU it stays where it was."""
+    tr = Trainer(Config(**TINY, device=str(device)), digits, progress=False)
+    assert tr.data_on_device == (torch.device(device).type != "cpu")
+    assert tr._x_train.device.type == torch.device(device).type
+    tr.fit()
+    assert all(torch.isfinite(p).all() for p in tr.net.parameters())

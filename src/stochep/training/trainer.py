@@ -43,6 +43,7 @@ from .distributed import DataParallel
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler, retarget_schedule
 from .persistent import FreeStateStore
+from .placement import resident
 from .quantize import WeightQuantizer, state_grid
 from .rundir import RunExists, RunLock
 from .weight_average import WeightAverage
@@ -156,6 +157,9 @@ class Trainer:
         self.net.faults = DeviceFaults.build(cfg.faults, self.net)
         self.rule, self.persist_rule = build_training_rules(cfg, self.streams, self.frames,
                                                             self.dp.world_size)
+        # the training set on the GPU when it fits (placement.py): batches gathered there
+        (self._x_train, self._y_train), self.data_on_device = resident(
+            [self.data.x_train, self.data.y_train], self.device)
         self.store = None  # persistent free phases (persistent.py)
         if self.persist_rule is not None:
             self.store = FreeStateStore(len(self.data.y_train), self.net.layer_shapes,
@@ -252,7 +256,7 @@ class Trainer:
         """One pass over the training set in a seeded random order, :meth:`train_step` per
         batch; the scheduler steps once at the end."""
         cfg, net = self.cfg, self.net
-        x_all, y_all = self.data.x_train, self.data.y_train
+        x_all, y_all = self._x_train, self._y_train
         order = torch.randperm(len(y_all), generator=self.streams.data)
         n_batches = math.ceil(len(order) / cfg.batch_size)
         tot_loss = tot_correct = 0.0

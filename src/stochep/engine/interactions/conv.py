@@ -166,7 +166,14 @@ class ConvPool(Interaction):
                              "context(r_lo) for drive_down")
         b, c, ho, wo = s_hi.shape
         if ctx.mask is not None:
-            return (s_hi[:, :, :, None, :, None] * ctx.mask).reshape(b, *self.conv_shape)
+            s6 = s_hi[:, :, :, None, :, None]
+            if torch.is_grad_enabled() and s_hi.requires_grad:
+                return (s6 * ctx.mask).reshape(b, *self.conv_shape)
+            # written straight into channels-last memory, the layout the down convolution reads
+            out = torch.empty(b, *self.conv_shape, dtype=s_hi.dtype, device=s_hi.device,
+                              memory_format=torch.channels_last)
+            torch.mul(s6, ctx.mask, out=out.view(b, c, ho, self.pool[0], wo, self.pool[1]))
+            return out
         idx = ctx.index
         z = s_hi.new_zeros(b, c, self.conv_shape[1] * self.conv_shape[2])
         if torch.is_grad_enabled() and s_hi.requires_grad:
