@@ -23,7 +23,6 @@ import torch
 
 def worker(args) -> int:
     from stochep.tools.results import preset_subset
-
     from stochep.training.distributed import init_from_env
     from stochep.training.trainer import Trainer
 
