@@ -45,9 +45,10 @@ def peer_run(peer_args: list[str], epochs: int, train: int) -> dict:
 def stochep_run(preset: str, sets: list[str], epochs: int, out_dir: str, data_dir: str,
                 train: int) -> dict:
     # the validation split holds out 10% of the subset: train / 0.9 images leave `train`
+    preset, _, own = preset.partition("@")  # NAME@key=value,key=value: the preset changed
     cmd = ["stochep", "train", "--preset", preset, "--data-dir", data_dir, "--train-subset",
            str(round(train / 0.9)), "--epochs", str(epochs), "--no-progress", "--out", out_dir]
-    for s in sets:
+    for s in sets + [s for s in own.split(",") if s]:
         cmd += ["--set", s]
     load = os.getloadavg()
     subprocess.run(cmd, env=_env(), capture_output=True, text=True, check=True)
@@ -70,7 +71,8 @@ def main() -> None:
                     help="stochep's epochs per round, one per preset")
     ap.add_argument("--peer-epochs", type=int, default=None, help="the peer's (default: --epochs)")
     ap.add_argument("--preset", nargs="+", default=["mnist-1fc"],
-                    help="stochep presets, each run in every round after the peer")
+                    help="stochep presets (NAME or NAME@key=value,key=value), each run in "
+                         "every round after the peer")
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--peer-args", default="")
     ap.add_argument("--data-dir", default=DATA)
@@ -86,7 +88,7 @@ def main() -> None:
             peer = peer_run(shlex.split(a.peer_args), a.peer_epochs or epochs[0], a.train)
             row = {"round": r, "peer": peer, "stochep": {}, "ratio": {}}
             for preset, n in zip(a.preset, epochs):
-                ours = stochep_run(preset, a.sets, n, os.path.join(tmp, f"{preset}-{r}"),
+                ours = stochep_run(preset, a.sets, n, os.path.join(tmp, f"{len(row['ratio'])}-{r}"),
                                    a.data_dir, a.train)
                 row["stochep"][preset] = ours
                 row["ratio"][preset] = ours["samples_per_s"] / peer["samples_per_s"]
