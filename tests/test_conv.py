@@ -281,3 +281,21 @@ def test_reused_pooling_indices_settle_at_an_exact_fixed_point(update):
 def test_pool_every_must_be_a_positive_int():
     with pytest.raises(ValueError, match="pool_every"):
         Dynamics(pool_every=0)
+
+
+def test_unpooling_by_mask_equals_the_scatter_bit_for_bit_even_with_ties():
+    """Tiling windows un-pool by the context's mask: one True per window, at the index
+    max-pooling chose (ties included: zero rates tie everywhere), and the same values as the
+    scatter of the general path."""
+    from stochep.engine.interactions.conv import PoolContext
+    m = ConvPool((2, 12, 12), 3, 3, 1, 1, 2, None)  # 12x12 conv output, 2x2 windows tile it
+    assert m.tiles and not ConvPool((2, 10, 9), 3, 4, 3, 2, 2, 1).tiles  # overlapping: scatter
+    g = torch.Generator().manual_seed(0)
+    for r_lo in (torch.rand(4, 2, 12, 12, generator=g), torch.zeros(4, 2, 12, 12)):
+        ctx = m.context(r_lo)
+        assert ctx.mask is not None
+        assert (ctx.mask.sum((3, 5)) == 1).all()  # one maximum per window
+        s_hi = (torch.rand(4, *m.out_shape, generator=g) < 0.5).float()
+        by_mask = m._unpool(s_hi, ctx)
+        by_scatter = m._unpool(s_hi, PoolContext(ctx.index, None))
+        assert torch.equal(by_mask, by_scatter) and by_mask.shape == (4, *m.conv_shape)

@@ -5,6 +5,8 @@ the gradient check EP = BPTT, the EP estimators, exact resume, a seed giving the
 the spike sampler's statistics, and checkpoints moving between the device and the CPU.
 """
 import math
+import os
+import warnings
 
 import pytest
 import torch
@@ -237,3 +239,55 @@ def test_a_checkpoint_resumes_on_the_other_device(digits, device, tmp_path, net,
     resumed.fit()
     assert resumed.epoch == 2 and all(torch.isfinite(w).all() for w in _weights(resumed))
     assert resumed.history[-1]["test_acc"] > 0.3
+
+
+@pytest.mark.slow
+def test_graphs_step_gives_the_eager_phases_on_the_device(device, monkeypatch):
+    """``graphs=true`` (the step compiled in reduce-overhead mode: CUDA graphs on a GPU, the
+    compiled step on a CPU) gives the eager phases: a free phase, then a nudged phase from its
+    states, with averaging and an observer, both drawing the same spikes."""
+    import stochep.engine.dynamics
+    from stochep import EPNetwork, Neuron
+    from stochep.engine.dynamics import Dynamics
+    from stochep.engine.rng import SpikeRNG
+    monkeypatch.setattr(stochep.engine.dynamics, "COMPILE_MIN_GAIN", 0.0)  # keep it compiled
+    torch.manual_seed(0)
+    net = EPNetwork.fc([12, 8, 6], n_classes=3, n_perclass=2, neuron=Neuron(2.0, "bernoulli"),
+                       lam=0.5).to(device)
+    x, y = torch.rand(4, 12, device=device), torch.tensor([0, 1, 2, 0], device=device)
+    runs = []
+    for dyn in (Dynamics(graphs=True), Dynamics()):
+        rng, seen = SpikeRNG(1, device), []
+        free = dyn.relax(net, x, net.zero_states(4, torch.float32), 5, rng, average_last=2,
+                         observer=lambda t, s: seen.append(s[-1]))
+        nudged = dyn.relax(net, x, free.final, 3, rng, beta=0.5, target=y)
+        runs.append(free.final + free.average + nudged.final + seen)
+        assert dyn.compile_error is None and dyn.compile_refused is None
+    for a, b in zip(*runs):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_deterministic_warns_when_cuda_started_before_the_cublas_setting(monkeypatch):
+    """torch sizes the cuBLAS workspace at the process's first cuBLAS call: setting
+    CUBLAS_WORKSPACE_CONFIG after CUDA started is too late, and says so in one line."""
+    from stochep.training.trainer import use_deterministic
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with pytest.warns(UserWarning, match="CUBLAS_WORKSPACE_CONFIG=:4096:8 before") as w:
+        use_deterministic()
+    assert len(w) == 1 and "\n" not in str(w[0].message)
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    with warnings.catch_warnings():  # set before CUDA started (as the CLI does): no warning
+        warnings.simplefilter("error")
+        use_deterministic()
+
+
+def test_training_set_is_gathered_on_the_device(digits, device):
+    """On a GPU the (small) training set is copied there once and batches are gathered there;
+    on a CPU it stays where it was."""
+    tr = Trainer(Config(**TINY, device=str(device)), digits, progress=False)
+    assert tr.data_on_device == (torch.device(device).type != "cpu")
+    assert tr._x_train.device.type == torch.device(device).type
+    tr.fit()
+    assert all(torch.isfinite(p).all() for p in tr.net.parameters())

@@ -113,8 +113,9 @@ def test_first_contact_runs_on_the_cpu_and_records_every_check(tmp_path):
     d = json.loads((tmp_path / "gpu_first_contact.json").read_text())
     assert res.returncode == 0 and d["status"] == "ok", res.stdout + res.stderr
     checks = d["checks"]
-    assert set(checks) == {"nccl", "syncs", "profile", "diagnose", "compile", "bf16_uniform",
-                           "deterministic"}
+    assert set(checks) == {"nccl", "syncs", "profile", "diagnose", "compile", "graphs",
+                           "bf16_uniform", "deterministic"}
+    assert "need a GPU" in checks["graphs"]["skipped"]
     assert checks["nccl"]["sum"] == [1.5, 2.0] and checks["nccl"]["tensor_device"] == "cpu"
     assert checks["profile"]["aten_ops_per_batch"] > 0
     assert checks["bf16_uniform"]["float32"]["max"] < 1.0  # what the spikes draw

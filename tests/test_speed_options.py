@@ -161,3 +161,17 @@ def test_compile_that_stops_paying_later_falls_back_to_eager(monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.count("compile=true") == 1
     assert graphs[1] == 0
+
+
+def test_graphs_option_compiles_the_step_in_reduce_overhead_mode(monkeypatch):
+    """``graphs=true`` asks torch.compile for CUDA graphs (reduce-overhead mode, one shape per
+    graph); ``compile=true`` for a dynamic-shape graph; neither leaves the step eager."""
+    from stochep.training.config import Config
+    cfg = Config(graphs=True)  # (its checks build the dynamics too)
+    asked = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: asked.append(kw) or fn)
+    assert Dynamics.from_config(cfg).graphs
+    Dynamics(compile=True)
+    assert asked == [{"mode": "reduce-overhead"}, {"dynamic": True}]
+    with pytest.raises(ValueError, match="graphs must be true or false"):
+        Dynamics(graphs="yes")

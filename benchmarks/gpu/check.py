@@ -160,8 +160,9 @@ def part_tests(args) -> dict:
     try:
         import pytest  # noqa: F401
         runner = "pytest"
-        cmd = [sys.executable, "-m", "pytest", *files, "-q", "-rA", "-p", "no:cacheprovider",
-               f"--junitxml={xml}"] + (["-k", args.tests_k] if args.tests_k else [])
+        # -m "": the device's slow tests too (the CUDA-graph step), not only the quick suite's
+        cmd = [sys.executable, "-m", "pytest", *files, "-q", "-rA", "-m", "", "-p",
+               "no:cacheprovider", f"--junitxml={xml}"] + (["-k", args.tests_k] if args.tests_k else [])
     except ImportError:
         runner = "minipytest (pytest is not installed)"
         cmd = [sys.executable, str(HERE / "minipytest.py"), f"--junitxml={xml}", *files] + (

@@ -10,6 +10,8 @@ recorded whatever happens to the others (docs/gpu.md). One JSON, OUT/gpu_first_c
 - ``diagnose``: ``stochep diagnose`` on the device;
 - ``compile``: torch.compile of one phase step, timed with a synchronize, recompiles counted
   (skipped on a CPU unless --with-compile: compiling takes minutes there);
+- ``graphs``: ``graphs=true`` (the step as a CUDA graph) against eager on cifar10-5c steps:
+  samples/s and kernel launches against graph replays per batch (GPU only, as ``compile``);
 - ``bf16_uniform``: the largest uniform the spike stream draws in bf16 and in float32 (spikes
   use float32 draws: a bf16 draw can round to 1.0);
 - ``deterministic``: two short cifar10-5c-cpu-fast runs with ``deterministic=true``: equal
@@ -147,6 +149,38 @@ def check_compile(args) -> dict:
             "compile_refused": dyn.compile_refused}
 
 
+def check_graphs(args) -> dict:
+    """``graphs=true`` against eager on the cifar10-5c-cpu-fast step: samples/s of each, and the
+    launches per batch the profiler sees (kernels and graph replays on a GPU)."""
+    if torch.device(args.device).type != "cuda" and not args.with_compile:
+        return {"skipped": "CUDA graphs need a GPU (on a CPU the step is compiled as with "
+                           "compile=true, which takes minutes); --with-compile to time it anyway"}
+    from torch.profiler import ProfilerActivity, profile
+
+    import stochep.engine.dynamics as dynamics
+
+    dynamics.COMPILE_MIN_GAIN = 0.0  # time it even where it does not pay
+    out = {}
+    for name, extra in (("eager", []), ("graphs", ["graphs=true"])):
+        tr = _cifar_trainer(args.device, args.quick, extra)
+        x, y = tr.data.x_train[:tr.cfg.batch_size], tr.data.y_train[:tr.cfg.batch_size]
+        first = timed(lambda: tr.train_step(x, y), args.device)  # noqa: B023 -- called here
+        step = min(timed(lambda: tr.train_step(x, y), args.device) for _ in range(3))  # noqa: B023
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if tr.device.type == "cuda"
+                                         else [])
+        with profile(activities=acts) as prof:
+            tr.train_step(x, y)
+            sync(tr.device)
+        launches = {e.key: e.count for e in prof.key_averages()
+                    if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cudaGraphLaunch")}
+        out[name] = {"first_step_s": first, "step_s": step,
+                     "samples_per_s": len(y) / step, "launches_per_batch": launches,
+                     "compile_error": tr.dynamics.compile_error,
+                     "compile_refused": tr.dynamics.compile_refused}
+    out["speedup"] = out["eager"]["step_s"] / out["graphs"]["step_s"]
+    return out
+
+
 def check_bf16_uniform(args) -> dict:
     from stochep import SpikeRNG
 
@@ -172,7 +206,7 @@ def check_deterministic(args) -> dict:
 
 
 CHECKS = {"nccl": check_nccl, "syncs": check_syncs, "profile": check_profile,
-          "diagnose": check_diagnose, "compile": check_compile,
+          "diagnose": check_diagnose, "compile": check_compile, "graphs": check_graphs,
           "bf16_uniform": check_bf16_uniform, "deterministic": check_deterministic}
 
 

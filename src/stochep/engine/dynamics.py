@@ -254,6 +254,12 @@ class Dynamics:
         are timed side by side, and again every ``RECHECK_EVERY`` steps (load changes);
         compilation that does not pay (``COMPILE_MIN_GAIN``), or fails, falls back to eager mode
         for the rest of the run with a one-line message.
+    graphs: compile the step (as ``compile``) in torch.compile's ``reduce-overhead`` mode, which
+        on a GPU records it as a CUDA graph and replays it: one launch a step instead of one per
+        kernel (a 5C step launches about a hundred). The spike stream's state is marked a static
+        address so the graph advances it in place; a phase's final states are copied out of the
+        graph's memory when the phase ends (the next replay reuses it). On a CPU the step is
+        compiled as with ``compile`` (CUDA graphs need a GPU).
     pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
         interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
         A fixed point is unchanged (the indices are recomputed there), only the path to it.
@@ -267,16 +273,20 @@ class Dynamics:
     """
 
     def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
-                 compile: bool = False, pool_every: int = 1, stop: str = "batch",
-                 start: str = "zeros"):
+                 compile: bool = False, pool_every: int = 1, graphs: bool = False,
+                 stop: str = "batch", start: str = "zeros"):
         check_choice("update", update, ("sync", "async"))
         check_choice("stop", stop, ("batch", "sample"))
         check_choice("start", start, STARTS)
+        if stop == "sample" and graphs:
+            raise ValueError("stop=sample shrinks the batch as samples settle; graphs=true "
+                             "records one batch shape: choose one")
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
             raise ValueError(f"tol must be >= 0, got {tol!r}")
         check_int_at_least("pool_every", pool_every, 1)
-        if not isinstance(compile, bool):
-            raise ValueError(f"compile must be true or false, got {compile!r}")
+        for name, v in (("compile", compile), ("graphs", graphs)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{name} must be true or false, got {v!r}")
         self.update, self.tol, self.check_every = update, float(tol), int(check_every)
         self.pool_every = pool_every
         self.stop, self.start = stop, start
@@ -285,14 +295,17 @@ class Dynamics:
         self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
         self.compile_refused: str | None = None  # why the probe kept eager mode (no gain)
         self._compiled_calls = 0  # steps run compiled so far (the probe's schedule)
-        if compile:
+        self.graphs = graphs
+        if graphs:  # CUDA graphs record one batch shape each: not dynamic
+            self._step = torch.compile(self._eager, mode="reduce-overhead")
+        elif compile:
             # dynamic: one graph serves every batch size (the last, short batch; evaluation's)
             self._step = torch.compile(self._eager, dynamic=True)
 
     @classmethod
     def from_config(cls, cfg) -> Dynamics:
         return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every,
-                   stop=cfg.stop, start=cfg.start)
+                   graphs=cfg.graphs, stop=cfg.stop, start=cfg.start)
 
     def initial(self, net, x: torch.Tensor, neuron=None) -> list[torch.Tensor]:
         """The free phase's initial states on input ``x`` as ``start`` says."""
@@ -375,6 +388,9 @@ class Dynamics:
                                  "input interaction that does not bind the layer above")
             return self._relax_per_sample(net, init, steps, rng, beta, target, average_last,
                                           neuron, observer, consts)
+        graphed = self.graphs and self._step is not self._eager and init[0].is_cuda
+        if graphed and rng is not None:  # advanced in place by the graph, never re-allocated
+            torch._dynamo.mark_static_address(rng.state)
         states = ref = init
         ctxs, total, count = None, None, 0
         t = 0
@@ -387,17 +403,20 @@ class Dynamics:
             else:
                 states, spikes = self._call(net, consts, states, rng, beta,
                                             target if beta != 0.0 else None, ctxs, neuron)
-            if observer is not None:
-                observer(t, spikes)
+            if observer is not None:  # (the next replay overwrites a graph's outputs: copies)
+                observer(t, [s.clone() for s in spikes] if graphed else spikes)
             if average_last > 1 and t > steps - average_last:
                 # summed in float32 at least (bf16 dynamics would lose the average's low bits)
-                total = [_wide(s) for s in states] if total is None else \
+                total = [_wide(s).clone() if graphed else _wide(s) for s in states] \
+                    if total is None else \
                     [a + _wide(b) for a, b in zip(total, states)]
                 count += 1
             if self.tol > 0 and t % self.check_every == 0:
                 if max((a - b).abs().max().item() for a, b in zip(states, ref)) < self.tol:
                     break
-                ref = states
+                ref = [s.clone() for s in states] if graphed else states
+        if graphed:
+            states = [s.clone() for s in states]
         average = states if count == 0 else [(a / count).to(s.dtype)
                                              for a, s in zip(total, states)]
         return PhaseResult(states, average, t, carry)

@@ -107,6 +107,7 @@ class Config:
     # pass that sets each layer from the layer below (engine/start.py)
     start: str = "zeros"
     compile: bool = False
+    graphs: bool = False  # compile the step as a CUDA graph (one launch a step on a GPU)
     pool_every: int = 1  # refresh max-pooling indices every k steps (1 = exact)
     dynamics_dtype: str = "float32"
     device: str = "cpu"  # "cuda" on a GPU machine
@@ -332,6 +333,7 @@ SECTIONS: dict[str, dict[str, str]] = {
                "neuron_options": "options"},
     "dynamics": {"lam": "lam", "T_free": "T_free", "T_nudge": "T_nudge", "update": "update",
                  "tol": "tol", "stop": "stop", "start": "start", "compile": "compile",
+                 "graphs": "graphs",
                  "pool_every": "pool_every",
                  "dynamics_dtype": "dtype", "gamma": "gamma", "frame_update": "frame_update",
                  "T_free_warm": "T_free_warm", "persist_free": "persist_free",

@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,7 @@ from .distributed import DataParallel
 from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler, retarget_schedule
 from .persistent import FreeStateStore
+from .placement import resident
 from .rundir import RunExists, RunLock
 from .weight_average import WeightAverage
 
@@ -148,6 +150,9 @@ class Trainer:
         self.streams = Streams(cfg.seed, self.device, self.dp.rank)
         self.rule, self.persist_rule = build_training_rules(cfg, self.streams, self.frames,
                                                             self.dp.world_size)
+        # the training set on the GPU when it fits (placement.py): batches gathered there
+        (self._x_train, self._y_train), self.data_on_device = resident(
+            [self.data.x_train, self.data.y_train], self.device)
         self.store = None  # persistent free phases (persistent.py)
         if self.persist_rule is not None:
             self.store = FreeStateStore(len(self.data.y_train), self.net.layer_shapes,
@@ -242,7 +247,7 @@ class Trainer:
         """One pass over the training set in a seeded random order, :meth:`train_step` per
         batch; the scheduler steps once at the end."""
         cfg, net = self.cfg, self.net
-        x_all, y_all = self.data.x_train, self.data.y_train
+        x_all, y_all = self._x_train, self._y_train
         order = torch.randperm(len(y_all), generator=self.streams.data)
         n_batches = math.ceil(len(order) / cfg.batch_size)
         tot_loss = tot_correct = 0.0
@@ -642,7 +647,18 @@ def use_deterministic() -> None:
     the whole process, ``torch.use_deterministic_algorithms`` (an op with no deterministic CUDA
     kernel warns), cuDNN's deterministic algorithms without autotuning, and the cuBLAS workspace
     that makes its matrix products reproducible (``CUBLAS_WORKSPACE_CONFIG``, before its first
-    use). On the CPU, where every run is already exact, it changes no result."""
+    use). On the CPU, where every run is already exact, it changes no result.
+
+    torch sizes the cuBLAS workspace once, when the process first uses cuBLAS: a Python user who
+    ran CUDA work before building the Trainer gets a one-line warning to set
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before that (the ``stochep`` command builds its Trainer
+    before any CUDA work)."""
+    if "CUBLAS_WORKSPACE_CONFIG" not in os.environ and torch.cuda.is_available() \
+            and torch.cuda.is_initialized():
+        warnings.warn("deterministic=true: CUDA started before CUBLAS_WORKSPACE_CONFIG was set, so "
+                      "this process's cuBLAS products may not be reproducible; set "
+                      "CUBLAS_WORKSPACE_CONFIG=:4096:8 before using CUDA (docs/gpu.md)",
+                      stacklevel=3)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True

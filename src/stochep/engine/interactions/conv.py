@@ -9,13 +9,18 @@ everywhere. Given the indices the term is bilinear in ``(r_lo, r_hi)``, so
 - ``drive_down`` = conv_transpose(unpool(s_hi))                          (``-dE/dr_lo``);
 - ``contrast``   = ``-conv2d_weight(r_lo, unpool(r_hi)) / B`` and ``-sum(r_hi) / B``.
 
-Each drive is one convolution, without autograd. Un-pooling is a ``scatter_add`` of the upper
-values onto their arg-max positions, which equals ``max_unpool2d`` for non-overlapping windows
-and also sums correctly when windows overlap (``pool_stride < pool``), as autograd does.
+Each drive is one convolution, without autograd. Un-pooling places the upper values at their
+arg-max positions (``max_unpool2d``). Where the windows tile the convolution output exactly
+(``pool_stride = pool`` dividing its size, every preset's case) the context carries a 0/1 mask of
+those positions, made once when the indices are, and un-pooling is one product with it: one
+kernel instead of a zero fill and a ``scatter_add`` (which, with ``deterministic=true``, runs
+serialised on a GPU). Overlapping or ragged windows keep the ``scatter_add``, which sums
+overlaps as autograd does.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -38,6 +43,15 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` in channels-last memory order (same values and shape): oneDNN's native layout on
     the CPU, where a convolution of it ran faster than of NCHW (docs/speed.md)."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+class PoolContext(NamedTuple):
+    """Where each pooling window's maximum sits: ``index`` (flat position in the convolution
+    output, ``[B, C, H', W']``) and, when the windows tile that output, ``mask`` (``True`` at
+    each window's maximum, ``[B, C, H', p_H, W', p_W]``), else ``None``."""
+
+    index: torch.Tensor
+    mask: torch.Tensor | None
 
 
 @INTERACTIONS.register("conv")
@@ -117,6 +131,14 @@ class ConvPool(Interaction):
                                              zip(self.kernel, self.padding)) else None
         self.pooled = self.pool != (1, 1) or self.pool_stride != (1, 1)
         self._flip_cache = None  # (weight version, flipped kernel): _flipped
+        # windows that tile the convolution output exactly: un-pooling by a mask (_unpool)
+        self.tiles = self.pooled and self.pool == self.pool_stride and all(
+            n % p == 0 for n, p in zip(conv, self.pool))
+        if self.tiles:  # flat conv-output position of each window cell, [H', p_H, W', p_W]
+            (ho, wo), (ph, pw) = out, self.pool
+            rows = torch.arange(conv[0]).view(ho, ph, 1, 1)
+            cols = torch.arange(conv[1]).view(1, 1, wo, pw)
+            self.register_buffer("window_pos", rows * conv[1] + cols, persistent=False)
         bound = init_scale / math.sqrt(c * self.kernel[0] * self.kernel[1])
         self.weight = nn.Parameter(
             torch.empty(out_channels, c, *self.kernel).uniform_(-bound, bound))
@@ -126,18 +148,33 @@ class ConvPool(Interaction):
     def _conv(self, s_lo: torch.Tensor) -> torch.Tensor:
         return F.conv2d(_channels_last(s_lo), self.weight, None, self.stride, self.padding)
 
-    def _pool_indices(self, y: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(y, self.pool, self.pool_stride, return_indices=True)[1]
+    def _pool_context(self, y: torch.Tensor) -> PoolContext:
+        idx = F.max_pool2d(y, self.pool, self.pool_stride, return_indices=True)[1]
+        if not self.tiles:
+            return PoolContext(idx, None)
+        b, c, ho, wo = idx.shape
+        return PoolContext(idx, idx.view(b, c, ho, 1, wo, 1) == self.window_pos)
 
-    def _unpool(self, s_hi: torch.Tensor, idx) -> torch.Tensor:
-        """Place upper values at their arg-max positions of the conv output (summing overlaps)."""
+    def _unpool(self, s_hi: torch.Tensor, ctx: PoolContext | None) -> torch.Tensor:
+        """Place upper values at their arg-max positions of the conv output (summing overlaps):
+        a product with the context's mask where the windows tile, else a ``scatter_add``."""
         s_hi = s_hi.view(s_hi.shape[0], *self.out_shape)
         if not self.pooled:
             return s_hi
-        if idx is None:
+        if ctx is None:
             raise ValueError("ConvPool with pooling needs the context (pooling indices) from "
                              "context(r_lo) for drive_down")
-        b, c = s_hi.shape[:2]
+        b, c, ho, wo = s_hi.shape
+        if ctx.mask is not None:
+            s6 = s_hi[:, :, :, None, :, None]
+            if torch.is_grad_enabled() and s_hi.requires_grad:
+                return (s6 * ctx.mask).reshape(b, *self.conv_shape)
+            # written straight into channels-last memory, the layout the down convolution reads
+            out = torch.empty(b, *self.conv_shape, dtype=s_hi.dtype, device=s_hi.device,
+                              memory_format=torch.channels_last)
+            torch.mul(s6, ctx.mask, out=out.view(b, c, ho, self.pool[0], wo, self.pool[1]))
+            return out
+        idx = ctx.index
         z = s_hi.new_zeros(b, c, self.conv_shape[1] * self.conv_shape[2])
         if torch.is_grad_enabled() and s_hi.requires_grad:
             z = z.scatter_add(2, idx.flatten(2), s_hi.flatten(2))
@@ -149,7 +186,8 @@ class ConvPool(Interaction):
         """The kernel of the down drive as a convolution (flipped, in and out swapped). The
         weights do not change within a phase, so outside autograd it is made once per weight
         version (an optimizer step or a weight swap makes a new one) instead of every step."""
-        if torch.is_grad_enabled() and self.weight.requires_grad:
+        if (torch.is_grad_enabled() and self.weight.requires_grad) \
+                or torch.compiler.is_compiling():  # a compiled step computes it in its graph
             return self.weight.flip(2, 3).transpose(0, 1)
         w = self.weight
         key = (w.data_ptr(), w._version, w.device, w.dtype, id(w))
@@ -158,12 +196,13 @@ class ConvPool(Interaction):
         return self._flip_cache[1]
 
     # ---- interface ------------------------------------------------------------------------
-    def context(self, r_lo: torch.Tensor):
-        """Max-pooling indices of ``conv(r_lo)`` (``None`` without pooling); one conv, no grad."""
+    def context(self, r_lo: torch.Tensor) -> PoolContext | None:
+        """Max-pooling positions of ``conv(r_lo)`` (``None`` without pooling); one conv, no
+        grad."""
         if not self.pooled:
             return None
         with torch.no_grad():
-            return self._pool_indices(self._conv(r_lo.view(r_lo.shape[0], *self.in_shape)))
+            return self._pool_context(self._conv(r_lo.view(r_lo.shape[0], *self.in_shape)))
 
     def _up(self, s_lo, ctx):
         """``maxpool(conv(s_lo))`` at the indices ``ctx`` (or its own indices), without bias."""
@@ -172,7 +211,7 @@ class ConvPool(Interaction):
             return y
         if ctx is None:
             return F.max_pool2d(y, self.pool, self.pool_stride)
-        return y.flatten(2).gather(2, ctx.flatten(2)).view(y.shape[0], *self.out_shape)
+        return y.flatten(2).gather(2, ctx.index.flatten(2)).view(y.shape[0], *self.out_shape)
 
     def drive_up(self, s_lo, ctx=None):
         # NCHW like the layer states (the convolution's own output may be channels-last)
