@@ -60,7 +60,7 @@ def stochep_run(preset: str, sets: list[str], epochs: int, out_dir: str, data_di
     return {"train_time_s": time_s, "samples_per_s": train * len(rows) / time_s,
             "epoch_times_s": [r["time_s"] for r in rows],
             "val_acc": [r["val_acc"] for r in rows], "test_acc": [r["test_acc"] for r in rows],
-            "test_acc_at_best_val": summary.get("test_acc_at_best_val"),
+            "test_acc_at_best_val": summary.get("test_accuracy_at_best_val"),
             "loadavg_before": load, "loadavg": os.getloadavg()}
 
 
