@@ -62,3 +62,19 @@ def test_analyze_rejects_bad_arguments(capsys):
     assert "--samples" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["analyze", "no-such-analysis"])
+
+
+def test_network_at_init_is_the_trainers_network_before_its_first_step():
+    """The analyses' network without a Trainer: the same seeded, calibrated weights, the same
+    dynamics and spike stream a Trainer of the same config starts with."""
+    from stochep.tools.analysis.common import Setup, network_at_init
+    from stochep.training.trainer import Trainer
+    setup = Setup.build(None, None, ["layers=[24, 16]", "T_free=8", "update=async",
+                                     "calibrate_iters=5"])
+    net, dynamics, rng = network_at_init(setup)
+    tr = Trainer(setup.config(), setup.data, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(net.parameters(), tr.net.parameters()))
+    assert net.n_perclass == tr.net.n_perclass and dynamics.update == tr.dynamics.update == "async"
+    assert torch.equal(rng.uniform(50), tr.streams.spike.uniform(50))
+    wide, _, _ = network_at_init(setup, n_perclass=7)
+    assert wide.n_perclass == 7 and wide.interactions[-1].weight.shape[0] == 10 * 7

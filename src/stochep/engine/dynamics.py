@@ -259,7 +259,8 @@ class Dynamics:
         kernel (a 5C step launches about a hundred). The spike stream's state is marked a static
         address so the graph advances it in place; a phase's final states are copied out of the
         graph's memory when the phase ends (the next replay reuses it). On a CPU the step is
-        compiled as with ``compile`` (CUDA graphs need a GPU).
+        compiled as with ``compile`` (CUDA graphs need a GPU). Asked for by name, it is kept
+        without the speed probe (a failure still falls back to eager mode).
     pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
         interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
         A fixed point is unchanged (the indices are recomputed there), only the path to it.
@@ -313,7 +314,9 @@ class Dynamics:
 
     def _call(self, *args):
         if self._step is not self._eager:
-            if self._compiled_calls % RECHECK_EVERY == 0:
+            # graphs: asked for by name, and the probe's forked spike stream would be a second,
+            # non-static stream for the recorded graph, so no timing decides against it
+            if self._compiled_calls % RECHECK_EVERY == 0 and not self.graphs:
                 self._probe(*args)
             self._compiled_calls += 1
         try:

@@ -48,7 +48,8 @@ def layer_kind(index: int, spec) -> str:
 
 
 def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
-                  embedding: torch.Tensor | None = None) -> EPNetwork:
+                  embedding: torch.Tensor | None = None, n_perclass: int | None = None
+                  ) -> EPNetwork:
     """Network from ``cfg.layers``, one entry per hidden layer, bottom to top; each entry's
     kind is looked up in ``INTERACTIONS`` (``engine/interactions/``), whose ``from_spec`` checks
     and builds it:
@@ -68,10 +69,12 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
     conv layer cannot follow a dense layer. A 4-D ``input_shape`` ``(T, C, H, W)`` is a sequence of
     frames (event data): the network sees one frame ``(C, H, W)`` (``frames.py`` runs the
     sequence). The output layer (``n_classes * n_perclass``
-    neurons) is appended as a dense readout, flattening whatever is below. Weights are drawn
+    neurons; ``n_perclass`` replaces ``cfg.n_perclass``, as an analysis that varies it does) is
+    appended as a dense readout, flattening whatever is below. Weights are drawn
     from a generator seeded by ``cfg.seed``; global RNG state is untouched.
     """
     neuron = build_neuron(cfg)
+    n_perclass = cfg.n_perclass if n_perclass is None else n_perclass
     shape = frame_shape(input_shape)
     kinds = [INTERACTIONS[layer_kind(i, spec)] for i, spec in enumerate(cfg.layers)]
     if kinds and kinds[0].needs_image:
@@ -83,7 +86,7 @@ def build_network(cfg: Config, input_shape: tuple[int, ...], n_classes: int,
             inter = kind.from_spec(i, spec, shape, cfg.init_scale, embedding)
             inters.append(inter)
             shape = inter.out_shape
-        inters.append(Dense(shape, n_classes * cfg.n_perclass, init_scale=cfg.init_scale))
-    return EPNetwork(inters, neuron, cfg.lam, n_classes, cfg.n_perclass,
+        inters.append(Dense(shape, n_classes * n_perclass, init_scale=cfg.init_scale))
+    return EPNetwork(inters, neuron, cfg.lam, n_classes, n_perclass,
                      COSTS[cfg.cost]())
 

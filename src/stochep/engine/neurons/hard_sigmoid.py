@@ -13,7 +13,10 @@ from stochep.validation import check_choice, check_positive
 
 
 def rho(xi: torch.Tensor, kappa: float) -> torch.Tensor:
-    """Hard sigmoid firing probability, eq. 2."""
+    """Hard sigmoid firing probability, eq. 2 (at ``kappa = 1`` the clamp alone: one kernel
+    instead of two, the same values)."""
+    if kappa == 1.0:
+        return xi.clamp(0.0, 1.0)
     return (kappa * xi).clamp_(0.0, 1.0)
 
 

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 import torch
 
 from stochep.data import Dataset
+from stochep.data.split import split_validation
+from stochep.engine.calibrate import calibrate_rates
 from stochep.engine.record import record
+from stochep.engine.rng import SpikeRNG
+from stochep.training.build import build_dynamics
 from stochep.training.config import Config
+from stochep.training.models import build_network
 from stochep.training.presets import load_preset
-from stochep.training.trainer import Trainer
+from stochep.training.trainer import VAL_SPLIT_SEED_OFFSET, Trainer
 
 from ..plot import pyplot, say_no_matplotlib
 
@@ -61,11 +66,32 @@ def train_briefly(setup: Setup, **changes) -> tuple[Trainer, float]:
     return tr, summary["test_accuracy"]
 
 
-def test_batch(tr: Trainer, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random test samples (seeded), shaped for the network."""
+def test_batch(data: Dataset, net, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random test samples of ``data`` (seeded), shaped for ``net``, on its device."""
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(tr.data.y_test), generator=g)[:n]
-    return tr.inputs(tr.data.x_test[idx]), tr.data.y_test[idx].to(tr.device)
+    idx = torch.randperm(len(data.y_test), generator=g)[:n]
+    device = next(net.parameters()).device
+    return (data.x_test[idx].reshape(len(idx), *net.input_shape).to(device),
+            data.y_test[idx].to(device))
+
+
+def network_at_init(setup: Setup, n_perclass: int | None = None):
+    """The setup's network as a Trainer builds it before its first step (weights seeded by the
+    config's seed, biases calibrated on the first training images of the training part), with
+    ``n_perclass`` output neurons per class; and the dynamics and the spike stream (``None`` in
+    mean field) its phases run with. Nothing else of a run is built (no rule, optimizer or
+    run directory). Returns ``(net, dynamics, rng)``."""
+    cfg = setup.cfg.resolved()
+    data, _ = split_validation(setup.data, cfg.val_fraction, cfg.seed + VAL_SPLIT_SEED_OFFSET)
+    device = torch.device(cfg.device)
+    net = build_network(cfg, data.input_shape, data.n_classes, data.embedding,
+                        n_perclass).to(device)
+    if cfg.calibrate_rate > 0:
+        x = data.x_train[:cfg.calibrate_batch]
+        calibrate_rates(net, x.reshape(len(x), *net.input_shape).to(device), cfg.calibrate_rate,
+                        steps=cfg.T_free, iters=cfg.calibrate_iters)
+    rng = SpikeRNG(cfg.seed, device) if net.neuron.stochastic else None
+    return net, build_dynamics(cfg), rng
 
 
 @torch.no_grad()

@@ -2,7 +2,8 @@
 neurons (figures 5 and 6).
 
 For ``N_perclass`` in {1, 10, 100} (10, 100 and 1,000 outputs) the setup's network (by default
-the ``cifar10-5c`` preset, at initialisation, calibrated as the preset says) runs a free phase on
+the ``cifar10-5c`` preset, at initialisation, calibrated as the preset says:
+:func:`~.common.network_at_init`) runs a free phase on
 ``samples`` test images. The output error signal is the gradient of the paper's squared error
 on the output rates, slope factor included:
 
@@ -16,9 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from stochep.training.trainer import Trainer
-
-from .common import Setup, save, test_batch
+from .common import Setup, network_at_init, save, test_batch
 
 N_PERCLASS = (1, 10, 100)
 
@@ -36,12 +35,11 @@ def run(setup: Setup, out_dir: str, n_perclass=N_PERCLASS) -> dict:
     result = {"analysis": "error-signal", "preset": setup.cfg.preset, "samples": setup.samples,
               "n_perclass": {}}
     for n in n_perclass:
-        tr = Trainer(setup.config(n_perclass=int(n)), setup.data, progress=False)
-        x, y = test_batch(tr, setup.samples)
-        rng = tr.streams.spike if tr.net.neuron.stochastic else None
-        free = tr.dynamics.relax(tr.net, x, tr.net.zero_states(len(x), x.dtype),
-                                 tr.cfg.T_free, rng).final
-        e = error_signal(tr.net, free[-1], y)
+        net, dynamics, rng = network_at_init(setup, int(n))
+        x, y = test_batch(setup.data, net, setup.samples)
+        free = dynamics.relax(net, x, net.zero_states(len(x), x.dtype), setup.cfg.T_free,
+                              rng).final
+        e = error_signal(net, free[-1], y)
         result["n_perclass"][str(n)] = {
             "outputs": e.shape[1], "magnitude": e.abs().sum(1).mean().item(),
             "nonzero_percent": 100.0 * (e != 0).float().mean().item()}

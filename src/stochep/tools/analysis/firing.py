@@ -20,7 +20,7 @@ def run(setup: Setup, out_dir: str, kappas=KAPPAS) -> dict:
               "epochs": setup.epochs, "train_subset": setup.train_subset, "kappa": {}}
     for k in kappas:
         tr, acc = train_briefly(setup, kappa=float(k), calibrate_rate=0.0)
-        x, y = test_batch(tr, setup.samples)
+        x, y = test_batch(tr.data, tr.net, setup.samples)
         rec = trajectory(tr, x, y)
         spikes = rec["spikes"][0]  # [T, B, n]
         tf = rec["T_free"]

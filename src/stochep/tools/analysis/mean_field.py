@@ -25,7 +25,7 @@ DRAWS = 200
 def run(setup: Setup, out_dir: str, draws: int = DRAWS) -> dict:
     tr = Trainer(setup.config(), setup.data, progress=False)
     net = tr.net
-    x, _ = test_batch(tr, setup.samples)
+    x, _ = test_batch(tr.data, tr.net, setup.samples)
     x = x.double()
     net = net.double()
     spiking = Neuron(net.neuron.gain, "bernoulli")

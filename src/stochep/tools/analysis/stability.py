@@ -39,7 +39,7 @@ def run(setup: Setup, out_dir: str, models=MODELS) -> dict:
     maps, trajectories = {}, {}
     for name in models:
         tr, acc = train_briefly(setup, neuron=name)
-        x, y = test_batch(tr, setup.samples)
+        x, y = test_batch(tr.data, tr.net, setup.samples)
         rec = trajectory(tr, x, y)
         hidden = rec["states"][0]
         changes = hidden[1:] - hidden[:-1]
