@@ -31,8 +31,7 @@ def main() -> None:
     a = ap.parse_args()
     tr = Trainer.from_checkpoint(a.checkpoint)
     net = tr.net
-    x = tr.val[0][:a.batch]
-    x = tr.prepare(x) if hasattr(tr, "prepare") else x
+    x = tr.inputs(tr.val[0][:a.batch])
     mf = net.neuron.mean_field()
     rows = []
     with torch.no_grad():

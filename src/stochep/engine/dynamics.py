@@ -11,8 +11,9 @@ output cost (``costs.py``; zero below the output layer), and ``P`` the projectio
 belong to the neuron model (``neurons.py``); every function here takes an optional ``neuron``
 that replaces the network's own for one call (e.g. its ``mean_field()``), so nothing is swapped.
 
-A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, or a warm start as in
-eq. 18) and returns a :class:`PhaseResult`; an ``observer(t, spikes)`` sees every step's spikes.
+A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, a warm start as in
+eq. 18, or the bottom-up sweep of ``start.py``) and returns a :class:`PhaseResult`; an
+``observer(t, spikes)`` sees every step's spikes.
 
 Formulation choice (docs/formulation.md): eq. 7 read literally uses ``rho'(xi)``, which is zero
 at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
