@@ -82,7 +82,8 @@ def test_config_yaml_writes_every_option_in_force_and_loads_back(digits, tmp_pat
     cfg = Config(algo="bptt", layers=[16], T_free=6, epochs=1)
     Trainer(cfg, digits, str(tmp_path / "run"), progress=False).fit()
     by_owner = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert list(by_owner) == ["data", "network", "neuron", "dynamics", "rule", "optim", "run"]
+    assert list(by_owner) == ["data", "network", "neuron", "dynamics", "rule", "optim",
+                              "hardware", "run"]
     assert by_owner["rule"]["name"] == "bptt"
     saved = Config.from_dict(by_owner).to_dict()
     # the rule's defaults and its tuned overrides are written out, not implied

@@ -37,12 +37,13 @@ from stochep.rules import (
                                     TrainingDiverged,
                                     ep_gradients,
 )
+from stochep.tools.nir import export_nir, load_nir
 from stochep.training import Config, ConfigError, Trainer, load_preset
 
 __all__ = [
     "BPTT", "COSTS", "EP", "FA", "ID", "LIF", "NEURONS", "RULES", "Config", "ConfigError", "Cost",
     "Dataset", "Dynamics", "EPNetwork", "FullPrecision", "LearningRule", "Neuron", "NeuronModel",
     "PhaseResult", "PredictiveCoding", "Recording", "SigmaDelta", "SpikeRNG", "StatefulNeuron", "StepResult",
-    "Streams", "Trainer", "TrainingDiverged", "ep_gradients", "load_preset", "record", "relax", "rho", "step",
+    "Streams", "Trainer", "TrainingDiverged", "ep_gradients", "export_nir", "load_nir", "load_preset", "record", "relax", "rho", "step",
 ]
 __version__ = "0.1.0"

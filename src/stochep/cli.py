@@ -1,7 +1,7 @@
 """stochep: train and measure spiking networks with stochastic Equilibrium Propagation.
 
-Commands: train, eval, plot, presets, gradcheck, diagnose, memory, energy, analyze, sweep,
-reproduce, convert-checkpoint (``stochep COMMAND --help``).
+Commands: train, eval, export, plot, presets, gradcheck, diagnose, memory, energy, analyze,
+faults, sweep, reproduce, convert-checkpoint (``stochep COMMAND --help``).
 
 Errors the user can fix (unknown preset or key, wrong type, malformed YAML, missing data, an
 unavailable device, a damaged, unsafe or outdated checkpoint, invalid values) print one line on
@@ -103,6 +103,22 @@ def _add_eval(sub):
                    help="change how it is scored, e.g. readout_average=20")
 
 
+def _add_export(sub):
+    p = sub.add_parser("export", help="write a checkpoint's free phase as a NIR graph "
+                       "(docs/deploy.md)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["nir"], default="nir")
+    p.add_argument("--out", required=True, help="the file to write (HDF5, e.g. model.nir)")
+    p.add_argument("--neuron", choices=["cubalif", "li-if"], default="cubalif",
+                   help="cubalif: one CubaLIF node per layer (runs in snnTorch); li-if: "
+                   "LI -> Scale -> IF")
+    p.add_argument("--spike-window", type=int,
+                   help="output steps a simulator counts spikes over (default half of T_free)")
+    p.add_argument("--threshold-scale", type=float, default=1.0,
+                   help="integrate-and-fire threshold factor (0.9 makes up for the reset to "
+                   "zero; docs/deploy.md)")
+
+
 def _add_plot(sub):
     p = sub.add_parser("plot", help="training curves of run directories as a PNG (loss, "
                        "accuracies, firing rates, learning rate)")
@@ -202,6 +218,25 @@ def _add_analyze(sub):
                    help="test samples analysed (default: 100; error-signal 128; mean-field 16)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (repeatable)")
+
+
+def _add_faults(sub):
+    p = sub.add_parser("faults", help="test accuracy of a checkpoint under device faults: dead "
+                       "and stuck neurons, dropped spikes, weight variation (JSON and PNG)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--sweep", action="append", default=[], metavar="KIND=L1,L2,...",
+                   help="one fault kind (dead, stuck, drop, variation) at these levels "
+                   "(repeatable; default: every kind at four levels)")
+    p.add_argument("--point", action="append", default=[], metavar="KIND=L[,KIND=L...]",
+                   help="several kinds at once, e.g. dead=0.1,drop=0.2 (repeatable)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="fault draws per level (which neurons fail), averaged")
+    p.add_argument("--layers", default="hidden", choices=("hidden", "all"),
+                   help="the layers a fault level applies to (default: the hidden layers)")
+    p.add_argument("--eval-subset", type=int, default=0, metavar="N",
+                   help="score the first N test samples only (0: all)")
+    p.add_argument("--data-dir")
+    p.add_argument("--out", required=True, help="folder for faults.json and faults.png")
 
 
 def _add_convert(sub):
@@ -453,6 +488,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from stochep.tools.nir.graph import export_checkpoint
+
+    export_checkpoint(args.checkpoint, args.out, neuron=args.neuron,
+                      spike_window=args.spike_window, threshold_scale=args.threshold_scale)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from stochep.tools.plot import curves_table, plot_runs, read_history, say_no_matplotlib
 
@@ -591,6 +635,14 @@ def cmd_diagnose(args) -> int:
 DEFAULT_SAMPLES = {"stability": 100, "firing": 100, "error-signal": 128, "mean-field": 16}
 
 
+def cmd_faults(args) -> int:
+    from stochep.tools.faults import run_command
+
+    _, text = run_command(args)
+    print(text)
+    return 0
+
+
 def cmd_analyze(args) -> int:
     from stochep.tools.analysis import ANALYSES, Setup
 
@@ -614,7 +666,8 @@ def cmd_analyze(args) -> int:
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "presets": cmd_presets,
             "gradcheck": cmd_gradcheck, "memory": cmd_memory, "energy": cmd_energy,
             "convert-checkpoint": cmd_convert, "diagnose": cmd_diagnose,
-            "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce}
+            "analyze": cmd_analyze, "sweep": cmd_sweep, "reproduce": cmd_reproduce,
+            "faults": cmd_faults, "export": cmd_export}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -627,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_eval(sub)
+    _add_export(sub)
     _add_plot(sub)
     sub.add_parser("presets", help="print the Table 3 presets")
     _add_gradcheck(sub)
@@ -635,6 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     _add_diagnose(sub)
     _add_analyze(sub)
+    _add_faults(sub)
     _add_sweep(sub)
     _add_reproduce(sub)
     return parser

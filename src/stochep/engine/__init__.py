@@ -6,7 +6,9 @@
 - ``dynamics.py``: one step and a phase of eq. 7-8 (free or nudged);
 - ``costs.py``: the output cost the nudge descends (eq. 8);
 - ``rng.py``: the explicit, checkpointable spike stream;
-- ``calibrate.py``: bias calibration of the firing rates at init.
+- ``calibrate.py``: bias calibration of the firing rates at init;
+- ``faults.py``: device faults (dead and stuck neurons, dropped spikes, weight variation);
+- ``quantize.py``: fixed-point rounding and N-bit state grids.
 
 Nothing here knows about learning rules, configs or training loops.
 """

@@ -154,6 +154,28 @@ def _update_state_gain(net, neuron, i, consts, states, spikes, ctxs, beta, targe
     return v if raw else neuron.project_(v)
 
 
+def layer_rates(net, neuron, states: list[torch.Tensor], layers=None) -> list[torch.Tensor]:
+    """``rho(xi)`` of ``states`` (layers ``layers``, default 0, 1, ...) with the network's dead
+    and stuck neurons (``net.faults``, ``faults.py``) at 0 and 1."""
+    rates = [neuron.rate(xi) for xi in states]
+    faults = getattr(net, "faults", None)
+    return rates if faults is None else faults.rates(rates, layers)
+
+
+def sent(net, signals: list[torch.Tensor], layers, rng=None) -> list[torch.Tensor]:
+    """The spikes (or rates, in mean field) layers ``layers`` send to their neighbours this
+    step: as drawn, or through the network's device faults (dead, stuck, dropped spikes)."""
+    faults = getattr(net, "faults", None)
+    return signals if faults is None else faults.signals(signals, layers, rng)
+
+
+def on_grid(net, neuron, states: list[torch.Tensor], rng=None) -> list[torch.Tensor]:
+    """New states as the dynamics store them: exact, or on the network's N-bit state grid
+    (``net.state_grid``, ``quantize.py``)."""
+    grid = getattr(net, "state_grid", None)
+    return states if grid is None else grid(states, neuron, rng)
+
+
 def contexts(net, rates, layers=None) -> list:
     """Per-interaction context (max-pooling indices) from the rates below each interaction.
 
@@ -176,12 +198,13 @@ def step(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = N
     ``Dynamics(pool_every=...)``); ``None`` computes them from the current rates (exact).
     """
     neuron = neuron or net.neuron
-    rates = [neuron.rate(xi) for xi in states]
-    spikes = neuron.sample(rates, rng)
+    layers = range(len(states))
+    rates = layer_rates(net, neuron, states)
+    spikes = sent(net, neuron.sample(rates, rng), layers, rng)
     if ctxs is None:
         ctxs = contexts(net, rates)
-    return [_update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
-            for i in range(len(states))], spikes
+    return on_grid(net, neuron, [_update(net, neuron, i, consts, states, spikes, ctxs, beta,
+                                         target) for i in layers], rng), spikes
 
 
 def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | None = None,
@@ -204,13 +227,14 @@ def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | No
     exact = ctxs is None
     own = net.interactions[0].binds_input  # layer 0 then reads its own spikes too
     driving: list = [None] * n
-    rates = [neuron.rate(xi) for xi in states]
+    rates = layer_rates(net, neuron, states)
     for parity in (0, 1):
         if parity == 1:  # only the even layers changed in the first half-step
-            rates[0::2] = [neuron.rate(xi) for xi in states[0::2]]
+            rates[0::2] = layer_rates(net, neuron, states[0::2], range(0, n, 2))
         read = [i for i in range(n) if i % 2 != parity or (i == 0 and own)]
         spikes = [None] * n
-        drawn = neuron.sample([rates[i] for i in read], rng) if read else []
+        drawn = sent(net, neuron.sample([rates[i] for i in read], rng), read, rng) \
+            if read else []
         for i, s in zip(read, drawn):
             spikes[i] = s
             if i % 2 != parity:
@@ -219,8 +243,11 @@ def step_async(net, consts: list, states: list[torch.Tensor], rng: SpikeRNG | No
             fresh = contexts(net, rates, None if parity == 0 else range(0, n, 2))
             ctxs = fresh if parity == 0 else [f if f is not None else c
                                               for f, c in zip(fresh, ctxs)]
-        for i in range(parity, n, 2):
-            states[i] = _update(net, neuron, i, consts, states, spikes, ctxs, beta, target)
+        half = range(parity, n, 2)
+        new = on_grid(net, neuron, [_update(net, neuron, i, consts, states, spikes, ctxs, beta,
+                                            target) for i in half], rng)
+        for i, xi in zip(half, new):
+            states[i] = xi
     return states, driving
 
 
@@ -235,8 +262,9 @@ def step_stateful(net, consts: list, states: list[torch.Tensor], carry, rng=None
     """
     neuron = neuron or net.neuron
     signals, carry = neuron.emit(states, carry, rng)
+    signals = sent(net, signals, range(len(states)), rng)
     if ctxs is None:
-        ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+        ctxs = contexts(net, layer_rates(net, neuron, states))
     inputs = [_update(net, neuron, i, consts, states, signals, ctxs, beta, target, keep=0.0)
               for i in range(len(states))]
     states, carry = neuron.integrate(states, inputs, carry, net.lam)
@@ -400,7 +428,7 @@ class Dynamics:
         t = 0
         for t in range(1, steps + 1):
             if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
-                ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+                ctxs = contexts(net, layer_rates(net, neuron, states))
             if stateful:
                 states, spikes, carry = step_stateful(net, consts, states, carry, rng, beta,
                                                       target, ctxs, neuron)

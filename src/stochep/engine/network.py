@@ -77,6 +77,10 @@ class EPNetwork(nn.Module):
         self.n_perclass = n_perclass
         self.cost = make_cost(cost) if isinstance(cost, str) else cost
         self.inference = Inference()  # how forward() scores (a Trainer sets its run's)
+        # the device the network runs on: its faults (faults.DeviceFaults) and the N-bit grid
+        # of its states (quantize.StateGrid); None: a perfect, full-precision device
+        self.faults = None
+        self.state_grid = None
 
     @classmethod
     def fc(cls, widths: Sequence[int], n_classes: int = 10, n_perclass: int = 1,
@@ -120,7 +124,9 @@ class EPNetwork(nn.Module):
         return any(getattr(m, "pooled", False) for m in self.interactions)
 
     def rates(self, states: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.neuron.rate(xi) for xi in states]
+        """``rho(xi)`` of every layer, with the device's dead and stuck neurons (:attr:`faults`)."""
+        r = [self.neuron.rate(xi) for xi in states]
+        return r if self.faults is None else self.faults.rates(r)
 
     # ---- readout ------------------------------------------------------------------------
     def target(self, y: torch.Tensor, dtype=None) -> torch.Tensor:
@@ -139,7 +145,10 @@ class EPNetwork(nn.Module):
                     "the prediction") if got == [got[0], self.n_classes] else ""
             raise ValueError(f"expected the output layer's states [B, {n_out}] "
                              f"({self.n_classes} classes x {self.n_perclass}), got {got}{hint}")
-        r = self.neuron.rate(out_state).flatten(1)
+        r = self.neuron.rate(out_state)
+        if self.faults is not None:
+            r = self.faults.rate(len(self.interactions) - 1, r)
+        r = r.flatten(1)
         return r.view(r.shape[0], self.n_classes, self.n_perclass).mean(2)
 
     def predict(self, out_state: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,9 @@ class Streams:
 
     ``spike``: spike sampling (:class:`SpikeRNG`, seed; seed + RANK_SEED_STRIDE * rank on a
     data-parallel rank); ``data``: data order and augmentation
-    (seed + 1); ``sign``: the random sign of beta (seed + 2).
+    (seed + 1); ``sign``: the random sign of beta (seed + 2); ``round``: the stochastic rounding
+    of low-precision weight updates (seed + 3, the same on every data-parallel rank so their
+    weights stay equal).
     """
 
     def __init__(self, seed: int = 0, device: str | torch.device = "cpu", rank: int = 0):
@@ -99,12 +101,15 @@ class Streams:
         self.spike = SpikeRNG(seed + RANK_SEED_STRIDE * rank, device)
         self.data = torch.Generator().manual_seed(seed + 1)
         self.sign = torch.Generator().manual_seed(seed + 2)
+        self.round = torch.Generator().manual_seed(seed + 3)
 
     def state_dict(self) -> dict:
         return {"spike_rng": self.spike.state_dict(), "data_gen": self.data.get_state(),
-                "sign_gen": self.sign.get_state()}
+                "sign_gen": self.sign.get_state(), "round_gen": self.round.get_state()}
 
     def load_state_dict(self, d: dict) -> None:
         self.spike.load_state_dict(d["spike_rng"])
         self.data.set_state(d["data_gen"])
         self.sign.set_state(d["sign_gen"])
+        if "round_gen" in d:  # checkpoints written before the stream existed have none
+            self.round.set_state(d["round_gen"])

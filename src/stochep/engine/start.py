@@ -21,7 +21,9 @@ STARTS = ("zeros", "sweep")
 def sweep_states(net, x: torch.Tensor, neuron=None) -> list[torch.Tensor]:
     """The mean-field feedforward states of ``net`` on input ``x`` (module docstring).
 
-    ``neuron`` replaces the network's neuron model (as in ``dynamics``). A neuron whose
+    ``neuron`` replaces the network's neuron model (as in ``dynamics``); a network's faulty
+    neurons pass on their fixed rates, and the first step puts the states on a quantized
+    network's state grid. A neuron whose
     ``rho'`` varies inside its box (``state_gain``) or a first interaction that binds the input
     to the layer above (``binds_input``) has no closed-form bottom-up fixed point: refused in
     one line.
@@ -35,6 +37,7 @@ def sweep_states(net, x: torch.Tensor, neuron=None) -> list[torch.Tensor]:
         raise ValueError(f"start=sweep cannot start {type(inters[0]).__name__}, whose drive "
                          "depends on the layer above")
     dtype = x.dtype
+    faults = getattr(net, "faults", None)  # dead and stuck neurons send 0 and 1 (faults.py)
     states = []
     below = x
     for i, inter in enumerate(inters):
@@ -42,7 +45,7 @@ def sweep_states(net, x: torch.Tensor, neuron=None) -> list[torch.Tensor]:
         drive = inter.drive_up(below, ctx)
         xi = neuron.project_((drive * neuron.gain).to(dtype))
         states.append(xi)
-        below = neuron.rate(xi)
+        below = neuron.rate(xi) if faults is None else faults.rate(i, neuron.rate(xi))
     return states
 
 

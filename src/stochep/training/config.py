@@ -126,6 +126,12 @@ class Config:
     seed: int = 0
     preset: str | None = None
     paper: dict = field(default_factory=dict)  # a preset's record of the paper's own values
+    # the device (docs/hardware.md): weights, updates and states on N-bit grids
+    # (training/quantize.py: weights, updates, states, rounding, headroom) and device faults
+    # present while training and evaluating (engine/faults.py: dead, stuck, drop, variation,
+    # layers, seed); empty: full precision, a perfect device
+    quantize: dict = field(default_factory=dict)
+    faults: dict = field(default_factory=dict)
     # modules imported before this config is read: parts registered outside the package
     # (stochep/plugins.py; ``stochep --plugin``), so a resumed or evaluated run finds them
     plugins: list = field(default_factory=list)
@@ -344,6 +350,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "optim": {"optimizer": "name", "lr": "lr", "lr_layers": "lr_layers",
               "momentum": "momentum", "weight_decay": "weight_decay", "scheduler": "scheduler",
               "ema_decay": "ema_decay", "batch_size": "batch_size", "epochs": "epochs"},
+    "hardware": {"quantize": "quantize", "faults": "faults"},
     "run": {"seed": "seed", "device": "device", "deterministic": "deterministic",
             "plugins": "plugins", "preset": "preset", "paper": "paper"},
 }

@@ -28,6 +28,7 @@ from stochep.data.augment import augment_batch
 from stochep.data.base import as_batch, as_batch_labels, as_floats, as_labels
 from stochep.data.split import split_validation
 from stochep.engine.calibrate import calibrate_rates
+from stochep.engine.faults import DeviceFaults
 from stochep.engine.network import Inference
 from stochep.engine.record import Recording, record
 from stochep.engine.rng import RANK_SEED_STRIDE, SpikeRNG, Streams
@@ -43,6 +44,7 @@ from .models import build_network, image_shape
 from .optim import make_optimizer, make_scheduler, retarget_schedule
 from .persistent import FreeStateStore
 from .placement import resident
+from .quantize import WeightQuantizer, state_grid
 from .rundir import RunExists, RunLock
 from .weight_average import WeightAverage
 
@@ -148,6 +150,11 @@ class Trainer:
         # the weights evaluation uses: their moving average (ema_decay > 0), or the raw ones
         self.ema = WeightAverage(self.net, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.streams = Streams(cfg.seed, self.device, self.dp.rank)
+        # the device (docs/hardware.md): the weights' N-bit grids, fixed here at calibration
+        # (quantize.py), the states' grid, and the chip's faults (engine/faults.py)
+        self.quant = WeightQuantizer.from_config(cfg, self.net, self.streams.round)
+        self.net.state_grid = state_grid(cfg)
+        self.net.faults = DeviceFaults.build(cfg.faults, self.net)
         self.rule, self.persist_rule = build_training_rules(cfg, self.streams, self.frames,
                                                             self.dp.world_size)
         # the training set on the GPU when it fits (placement.py): batches gathered there
@@ -160,6 +167,8 @@ class Trainer:
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or build_dynamics(cfg)
         self.opt = make_optimizer(cfg, self.net)
+        if self.quant is not None:
+            self.quant.attach(self.opt)  # every step lands on the grid
         self.sched = make_scheduler(cfg, self.opt)
         self.epoch = 0
         self.best_epoch = 0  # chosen by validation accuracy (the last epoch without validation)
@@ -172,7 +181,7 @@ class Trainer:
         self.net.inference = Inference(
             cfg.T_free, cfg.readout_average, self._eval_seed(), self.dynamics, self.rule,
             data_shape=tuple(data.input_shape), frames=self.frames,
-            token_ids=data.embedding is not None, weights=self.ema)
+            token_ids=data.embedding is not None, weights=self._weights_view())
 
     def _adopt(self, data: Dataset) -> Dataset:
         """The data this run trains on, recorded in its config: ``train_subset``, float32
@@ -296,18 +305,19 @@ class Trainer:
             self.optimizer_step()
             return {"n": 0, "loss": 0.0, "loss_sum": 0.0, "correct": 0, "acc": 0.0, "rates": [],
                     "layers": [], "nudged_layers": None, "update_ratio": []}
-        if self.frames:
-            res = self.rule.gradients(net, x, y, optimizer=self.opt)
-        elif self.store is not None:
-            if index is None:
-                raise ValueError("persist_free needs index= (the samples' positions in the "
-                                 "training set) in train_step")
-            init = self.store.get(index)
-            rule = self.rule if init is None else self.persist_rule
-            res = rule.gradients(net, x, y, init=init)
-            self.store.put(index, res.free)
-        else:
-            res = self.rule.gradients(net, x, y)
+        with self._device_weights():  # the varied weights of a faulty device, if any
+            if self.frames:
+                res = self.rule.gradients(net, x, y, optimizer=self.opt)
+            elif self.store is not None:
+                if index is None:
+                    raise ValueError("persist_free needs index= (the samples' positions in "
+                                     "the training set) in train_step")
+                init = self.store.get(index)
+                rule = self.rule if init is None else self.persist_rule
+                res = rule.gradients(net, x, y, init=init)
+                self.store.put(index, res.free)
+            else:
+                res = self.rule.gradients(net, x, y)
         free, loss, nudged = res.free, res.loss, res.nudged
         self.dp.average_grads(net.parameters(), n)
         self.check_finite(free, batch)
@@ -408,8 +418,32 @@ class Trainer:
         return self.scores(x, batch_size).argmax(1)
 
     def _eval_weights(self):
-        """The weights evaluation uses: their moving average (``ema_decay``), or the raw ones."""
-        return self.ema.applied(self.net) if self.ema is not None else contextlib.nullcontext()
+        """The weights evaluation uses: their moving average (``ema_decay``), or the raw ones;
+        on a device with weight variation (``faults.variation``), as the device varies them."""
+        view = self._weights_view()
+        return view.applied(self.net) if view is not None else contextlib.nullcontext()
+
+    def _weights_view(self) -> EvalWeights | None:
+        faults = self.net.faults
+        if self.ema is None and (faults is None or not faults.varies_weights):
+            return None
+        return EvalWeights(self.ema, faults)
+
+    def _device_weights(self):
+        """The weights the device trains with: the programmed ones, or their varied values
+        (``faults.variation``) inside the block; updates are written to the programmed ones."""
+        faults = self.net.faults
+        if faults is None or not faults.varies_weights:
+            return contextlib.nullcontext()
+        return faults.varied(self.net)
+
+    def set_faults(self, spec: dict) -> DeviceFaults | None:
+        """Run on a device with the faults ``spec`` describes (a ``faults:`` mapping, ``{}``
+        for none; engine/faults.py) from now on, in training and evaluation; returns them."""
+        self.net.faults = DeviceFaults.build(spec, self.net)
+        self.cfg.faults = dict(spec)
+        self.net.inference.weights = self._weights_view()
+        return self.net.faults
 
     def _check_inputs(self, x) -> torch.Tensor:
         """``x`` checked as training data is (``data.base.as_batch``), as float32."""
@@ -465,7 +499,8 @@ class Trainer:
                 "train_time": self.train_time, "history": self.history,
                 "input_shape": list(self.data.input_shape), "n_classes": self.data.n_classes,
                 "data": self.data_fingerprint,
-                "free_states": None if self.store is None else self.store.state_dict()}
+                "free_states": None if self.store is None else self.store.state_dict(),
+                "quantize": None if self.quant is None else self.quant.state_dict()}
 
     def load_state_dict(self, ck: dict) -> None:
         """Restore a checkpoint (as :func:`load_checkpoint` returns it); a checkpoint that does
@@ -487,7 +522,12 @@ class Trainer:
                 self.ema = WeightAverage(self.net, self.cfg.ema_decay)
                 if ck.get("ema"):
                     self.ema.load_state_dict(ck["ema"])
-                self.net.inference.weights = self.ema
+            self.net.inference.weights = self._weights_view()
+            if self.quant is not None:  # a float checkpoint trained on at N bits: its grid
+                if ck.get("quantize"):  # is fixed now, from its weights
+                    self.quant.load_state_dict(ck["quantize"])
+                else:
+                    self.quant.calibrate()
             ranks = ck.get("spike_rng_ranks")
             if self.dp.world_size > 1 and ranks and len(ranks) == self.dp.world_size:
                 self.streams.spike.load_state_dict(ranks[self.dp.rank])
@@ -640,6 +680,23 @@ class Trainer:
                 "epochs": self.epoch, "train_time_s": self.train_time,
                 "world_size": self.dp.world_size,
                 "preset": self.cfg.preset, "dataset": self.cfg.dataset, "seed": self.cfg.seed}
+
+
+class EvalWeights:
+    """The weights a run scores with (``EPNetwork.inference.weights``): the moving average of
+    the weights if there is one, then the device's weight variation if it has any."""
+
+    def __init__(self, ema: WeightAverage | None, faults: DeviceFaults | None):
+        self.ema, self.faults = ema, faults
+
+    @contextlib.contextmanager
+    def applied(self, net):
+        with contextlib.ExitStack() as stack:
+            if self.ema is not None:
+                stack.enter_context(self.ema.applied(net))
+            if self.faults is not None and self.faults.varies_weights:
+                stack.enter_context(self.faults.varied(net))
+            yield net
 
 
 def use_deterministic() -> None:
