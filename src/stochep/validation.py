@@ -57,13 +57,15 @@ def check_labels(y: torch.Tensor, batch: int, n_classes: int, name: str = "y") -
 
 def check_ep_noise_options(average_last, shared_noise, estimator: str, shortest_phase: int) -> None:
     """EP variance-reduction options: ``average_last >= 1`` (a phase shorter than it is averaged
-    whole); shared noise needs two nudged phases."""
+    whole); shared noise with one nudged phase needs ``shortest_phase = T_free - T_nudge >= 1``
+    (the free steps before the branch point)."""
     check_int_at_least("average_last", average_last, 1)
     if not isinstance(shared_noise, bool):
         raise ValueError(f"shared_noise must be true or false, got {shared_noise!r}")
-    if shared_noise and estimator != "three-phase":
-        raise ValueError("shared_noise needs estimator three-phase (two nudged phases to share "
-                         f"spike noise), got estimator {estimator}")
+    if shared_noise and estimator != "three-phase" and shortest_phase < 1:
+        raise ValueError(f"shared_noise with estimator {estimator} branches the nudged phase off "
+                         "the free phase T_nudge steps before its end: T_free must be longer "
+                         "than T_nudge")
 
 
 def suggest(key, names) -> str:

@@ -11,8 +11,9 @@ output cost (``costs.py``; zero below the output layer), and ``P`` the projectio
 belong to the neuron model (``neurons.py``); every function here takes an optional ``neuron``
 that replaces the network's own for one call (e.g. its ``mean_field()``), so nothing is swapped.
 
-A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, or a warm start as in
-eq. 18) and returns a :class:`PhaseResult`; an ``observer(t, spikes)`` sees every step's spikes.
+A phase (:meth:`Dynamics.relax`) starts from the states it is given (zeros, a warm start as in
+eq. 18, or the bottom-up sweep of ``start.py``) and returns a :class:`PhaseResult`; an
+``observer(t, spikes)`` sees every step's spikes.
 
 Formulation choice (docs/formulation.md): eq. 7 read literally uses ``rho'(xi)``, which is zero
 at the initial state ``xi = 0``, so no neuron would ever leave zero. We take ``rho' = kappa`` on
@@ -41,6 +42,7 @@ from stochep.registry import CONFIG_CHECKS
 from stochep.validation import check_choice, check_int_at_least
 
 from .rng import SpikeRNG
+from .start import STARTS, start_states
 
 Observer = Callable[[int, list], None]
 
@@ -71,6 +73,7 @@ class PhaseResult:
     average: list[torch.Tensor]  # mean over the last ``average_last`` steps (``final`` if 1)
     steps: int  # steps taken (fewer than asked when ``tol`` ended the phase early)
     carry: object = None  # a stateful neuron's internal state after the last step
+    sample_steps: torch.Tensor | None = None  # stop="sample": the steps each sample took
 
 
 def input_drive(net, x: torch.Tensor) -> torch.Tensor:
@@ -290,11 +293,24 @@ class Dynamics:
     pool_every: recompute the max-pooling indices (one convolution of the rates per pooled
         interaction) only every ``pool_every`` steps and reuse them in between; 1 is exact.
         A fixed point is unchanged (the indices are recomputed there), only the path to it.
+    stop: "batch" ends a phase when every sample has settled (``tol``); "sample" tests each
+        sample on its own (its largest ``|xi_t - xi_{t-k}|`` over all layers), keeps a settled
+        sample's states as they are and runs the later steps on the unsettled samples only
+        (masked updates: a batch's easy samples stop costing steps). With ``tol = 0`` no
+        sample stops and the phase equals the full loop.
+    start: the free phase's initial states (:meth:`initial`): "zeros" (the paper) or "sweep",
+        the bottom-up mean-field pass of ``start.py``.
     """
 
     def __init__(self, update: str = "sync", tol: float = 0.0, check_every: int = 5,
-                 compile: bool = False, pool_every: int = 1, graphs: bool = False):
+                 compile: bool = False, pool_every: int = 1, graphs: bool = False,
+                 stop: str = "batch", start: str = "zeros"):
         check_choice("update", update, ("sync", "async"))
+        check_choice("stop", stop, ("batch", "sample"))
+        check_choice("start", start, STARTS)
+        if stop == "sample" and graphs:
+            raise ValueError("stop=sample shrinks the batch as samples settle; graphs=true "
+                             "records one batch shape: choose one")
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
             raise ValueError(f"tol must be >= 0, got {tol!r}")
         check_int_at_least("pool_every", pool_every, 1)
@@ -303,6 +319,7 @@ class Dynamics:
                 raise ValueError(f"{name} must be true or false, got {v!r}")
         self.update, self.tol, self.check_every = update, float(tol), int(check_every)
         self.pool_every = pool_every
+        self.stop, self.start = stop, start
         self._eager = step if update == "sync" else step_async
         self._step = self._eager
         self.compile_error: str | None = None  # why compiling failed (then eager mode is used)
@@ -318,7 +335,11 @@ class Dynamics:
     @classmethod
     def from_config(cls, cfg) -> Dynamics:
         return cls(cfg.update, cfg.tol, compile=cfg.compile, pool_every=cfg.pool_every,
-                   graphs=cfg.graphs)
+                   graphs=cfg.graphs, stop=cfg.stop, start=cfg.start)
+
+    def initial(self, net, x: torch.Tensor, neuron=None) -> list[torch.Tensor]:
+        """The free phase's initial states on input ``x`` as ``start`` says."""
+        return start_states(self.start, net, x, neuron)
 
     def _call(self, *args):
         if self._step is not self._eager:
@@ -393,6 +414,12 @@ class Dynamics:
             consts = phase_constants(net, x, neuron)
         if rng is not None:  # grow the spike stream here, not inside a (compiled) step
             rng.reserve(sum(s.numel() for s in init))
+        if self.stop == "sample":
+            if stateful or net.interactions[0].binds_input:
+                raise ValueError("stop=sample needs a neuron without internal state and an "
+                                 "input interaction that does not bind the layer above")
+            return self._relax_per_sample(net, init, steps, rng, beta, target, average_last,
+                                          neuron, observer, consts)
         graphed = self.graphs and self._step is not self._eager and init[0].is_cuda
         if graphed and rng is not None:  # advanced in place by the graph, never re-allocated
             torch._dynamo.mark_static_address(rng.state)
@@ -427,6 +454,67 @@ class Dynamics:
         return PhaseResult(states, average, t, carry)
 
 
+    def _relax_per_sample(self, net, init, steps, rng, beta, target, average_last, neuron,
+                          observer, consts) -> PhaseResult:
+        """:meth:`relax` with ``stop="sample"``: every ``check_every`` steps the samples whose
+        states moved less than ``tol`` (each its own largest change over all layers) are
+        written out and dropped from the batch; the input's drive and the target are cut to
+        the samples still running. A settled sample's average is over the steps of the last
+        ``average_last`` it ran (its final state if it stopped before them). The observer sees
+        the running samples' spikes."""
+        n_batch = init[0].shape[0]
+        out = [s.clone() for s in init]
+        active = torch.arange(n_batch, device=init[0].device)
+        sample_steps = torch.full((n_batch,), steps, dtype=torch.long)
+        window = average_last > 1
+        total = [torch.zeros_like(_wide(s)) for s in init] if window else None
+        count = torch.zeros(n_batch, dtype=torch.long, device=init[0].device)
+        consts, tgt = list(consts), target
+        states = ref = list(init)
+        ctxs, t = None, 0
+        for t in range(1, steps + 1):
+            if self.pool_every > 1 and (t - 1) % self.pool_every == 0:
+                ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+            states, spikes = self._call(net, consts, states, rng, beta,
+                                        tgt if beta != 0.0 else None, ctxs, neuron)
+            if observer is not None:
+                observer(t, spikes)
+            if window and t > steps - average_last:
+                for a, s in zip(total, states):
+                    a.index_add_(0, active, _wide(s))
+                count[active] += 1
+            if t % self.check_every == 0 and t < steps:
+                moved = torch.stack([(a - b).abs().flatten(1).amax(1)
+                                     for a, b in zip(states, ref)]).amax(0)
+                done = moved < self.tol
+                if done.any():
+                    gone = active[done]
+                    for o, s in zip(out, states):
+                        o[gone] = s[done]
+                    sample_steps[gone.cpu()] = t
+                    keep = ~done
+                    active = active[keep]
+                    if not len(active):
+                        states = []
+                        break
+                    states = [s[keep] for s in states]
+                    if isinstance(consts[0], torch.Tensor):  # the input's drive, per sample
+                        consts[0] = consts[0][keep]
+                    tgt = None if tgt is None else tgt[keep]
+                    if ctxs is not None:  # pooling indices of the dropped samples
+                        ctxs = contexts(net, [neuron.rate(xi) for xi in states])
+                ref = states
+        for o, s in zip(out, states):
+            o[active] = s
+        average = out
+        if window:
+            average = []
+            for a, o in zip(total, out):
+                c = count.view((-1,) + (1,) * (o.dim() - 1))
+                average.append(torch.where(c > 0, (a / c.clamp(min=1)).to(o.dtype), o))
+        return PhaseResult(out, average, t, None, sample_steps)
+
+
 def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
           rng: SpikeRNG | None = None, beta: float = 0.0,
           target: torch.Tensor | None = None, neuron=None) -> list[torch.Tensor]:
@@ -436,5 +524,6 @@ def relax(net, x: torch.Tensor, init: list[torch.Tensor], steps: int,
 
 @CONFIG_CHECKS.register("dynamics")
 def check_dynamics(cfg) -> None:
-    """The dynamics' section: ``update``, ``tol``, ``compile``, ``pool_every``."""
+    """The dynamics' section: ``update``, ``tol``, ``stop``, ``start``, ``compile``,
+    ``pool_every``."""
     Dynamics.from_config(cfg)

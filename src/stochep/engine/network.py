@@ -181,7 +181,7 @@ class EPNetwork(nn.Module):
                 yield inf.scorer.scores(self, xb, dynamics, inf.steps, rng,
                                         average=inf.readout_average)
             else:
-                states = dynamics.relax(self, xb, self.zero_states(len(xb), xb.dtype),
+                states = dynamics.relax(self, xb, dynamics.initial(self, xb),
                                         inf.steps, rng, average_last=inf.readout_average)
                 yield self.class_scores(states.average[-1])
 

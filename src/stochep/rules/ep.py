@@ -24,6 +24,11 @@ both leaving the mean-field estimate unchanged:
   starts from the final state);
 - ``shared_noise`` (three-phase): the ``-beta`` phase replays the spike noise of the ``+beta``
   phase (the spike stream is rewound), so the noise common to both cancels in their difference.
+  With one nudged phase (two-phase, random-sign) the nudged phase branches off the free phase
+  ``T_nudge`` steps before its end and replays the spikes of the free phase's last ``T_nudge``
+  steps, which are the contrast's other side: the same noise on both sides, and no steps added
+  (``T_free + T_nudge`` in all; the nudged phase starts from the free state at step
+  ``T_free - T_nudge``).
 """
 from __future__ import annotations
 
@@ -74,7 +79,8 @@ class EP(LearningRule):
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_ep_noise_options(self.average_last, self.shared_noise, self.estimator,
-                               min(self.T_free, self.T_nudge))
+                               self.T_free - self.T_nudge if self.estimator != "three-phase"
+                               else min(self.T_free, self.T_nudge))
         check_choice("dynamics_dtype", self.dynamics_dtype, DYNAMICS_DTYPES)
 
     @classmethod
@@ -146,7 +152,7 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
     ``dynamics`` sets the update order, early exit and compilation (default: synchronous, full
     length). ``dynamics_net`` runs the phases on a low-precision copy of ``net`` (see
     :func:`low_precision_copy`); contrasts and gradients stay in float32. ``init``: the free
-    phase's initial states (default zeros).
+    phase's initial states (default: the dynamics' ``start``, zeros or the bottom-up sweep).
     """
     net.check_batch(x, y)
     master, x_master = net, x
@@ -163,13 +169,23 @@ def ep_gradients(net, x: torch.Tensor, y: torch.Tensor, ep: EP,
     with torch.no_grad():
         consts = phase_constants(net, x)  # the input's drive, shared by every phase
         if init is None:
-            init = net.zero_states(x.shape[0], x.dtype)
+            init = dyn.initial(net, x)
         else:
             init = [s.to(x.dtype) for s in init]
-        free = phase(init, ep.T_free)
         b1, b2 = ep.nudges(sign_generator)
-        rewind = rng.mark() if ep.shared_noise and rng is not None else None
-        hi = phase(free.final, ep.T_nudge, b1, free.carry).average
+        branch = ep.shared_noise and b2 == 0.0
+        if branch:  # one nudge with shared noise: branch off the free phase's last T_nudge
+            head = phase(init, ep.T_free - ep.T_nudge)
+            start, carry = head.final, head.carry
+            rewind = rng.mark() if rng is not None else None
+            free = phase(start, ep.T_nudge, 0.0, carry)
+            if rewind is not None:
+                rng.rewind(rewind)
+            hi = phase(start, ep.T_nudge, b1, carry).average
+        else:
+            free = phase(init, ep.T_free)
+            rewind = rng.mark() if ep.shared_noise and rng is not None else None
+            hi = phase(free.final, ep.T_nudge, b1, free.carry).average
         if b2 == 0.0:
             lo = free.average
         else:

@@ -100,6 +100,12 @@ class Config:
     # speed options (docs/speed.md): update order, early exit, torch.compile, bf16 dynamics
     update: str = "sync"
     tol: float = 0.0
+    # "batch": a phase ends when the whole batch has settled (tol); "sample": each sample stops
+    # on its own once settled and the later steps run on the unsettled samples only
+    stop: str = "batch"
+    # the free phase's initial states: "zeros" (the paper) or "sweep", a bottom-up mean-field
+    # pass that sets each layer from the layer below (engine/start.py)
+    start: str = "zeros"
     compile: bool = False
     graphs: bool = False  # compile the step as a CUDA graph (one launch a step on a GPU)
     pool_every: int = 1  # refresh max-pooling indices every k steps (1 = exact)
@@ -332,7 +338,8 @@ SECTIONS: dict[str, dict[str, str]] = {
     "neuron": {"neuron": "name", "kappa": "kappa", "spikes": "spikes", "dt": "dt",
                "neuron_options": "options"},
     "dynamics": {"lam": "lam", "T_free": "T_free", "T_nudge": "T_nudge", "update": "update",
-                 "tol": "tol", "compile": "compile", "graphs": "graphs",
+                 "tol": "tol", "stop": "stop", "start": "start", "compile": "compile",
+                 "graphs": "graphs",
                  "pool_every": "pool_every",
                  "dynamics_dtype": "dtype", "gamma": "gamma", "frame_update": "frame_update",
                  "T_free_warm": "T_free_warm", "persist_free": "persist_free",
