@@ -260,7 +260,8 @@ def test_graphs_step_gives_the_eager_phases_on_the_device(device, monkeypatch):
         rng, seen = SpikeRNG(1, device), []
         free = dyn.relax(net, x, net.zero_states(4, torch.float32), 5, rng, average_last=2,
                          observer=lambda t, s: seen.append(s[-1]))
-        nudged = dyn.relax(net, x, free.final, 3, rng, beta=0.5, target=y)
+        nudged = dyn.relax(net, x, free.final, 3, rng, beta=0.5,
+                           target=net.target(y, torch.float32))
         runs.append(free.final + free.average + nudged.final + seen)
         assert dyn.compile_error is None and dyn.compile_refused is None
     for a, b in zip(*runs):
