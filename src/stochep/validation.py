@@ -74,6 +74,17 @@ def suggest(key, names) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_mapping_keys(name: str, spec, keys) -> None:
+    """A config mapping ``name`` (``faults``, ``quantize``) whose keys must be among ``keys``:
+    not a mapping, or an unknown key (with the closest name), is one ValueError."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"{name} must be a mapping of {', '.join(keys)}, got {spec!r}")
+    for k in spec:
+        if k not in keys:
+            raise ValueError(f"unknown key {name}.{k}{suggest(k, keys)}; {name} holds "
+                             f"{', '.join(keys)}")
+
+
 def check_options(what: str, options: dict, target) -> dict:
     """``options`` for the callable ``target`` (a part's class or loader): an unknown key is
     one ValueError naming the closest accepted one and all of them; a value of the wrong type

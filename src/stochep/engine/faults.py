@@ -70,14 +70,9 @@ def parse_spec(spec: dict, n_layers: int) -> dict:
     """The per-layer values of a ``faults:`` mapping for a network of ``n_layers`` layers:
     ``{"dead": [...], "stuck": [...], "drop": [...], "variation": [...], "seed": int}``.
     A bad key or value is one ValueError naming it."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"faults must be a mapping of {', '.join(KEYS)}, got {spec!r}")
-    from stochep.validation import suggest
+    from stochep.validation import check_mapping_keys
 
-    for k in spec:
-        if k not in KEYS:
-            raise ValueError(f"unknown key faults.{k}{suggest(k, KEYS)}; faults holds "
-                             f"{', '.join(KEYS)}")
+    check_mapping_keys("faults", spec, KEYS)
     spread = spec.get("layers", "hidden")
     if spread not in SPREADS:
         raise ValueError(f"faults.layers must be one of {', '.join(SPREADS)}, got {spread!r}")

@@ -49,14 +49,9 @@ DEFAULTS = {"weights": 0, "updates": 0, "states": 0, "rounding": "stochastic", "
 def settings(spec: dict) -> dict:
     """The ``quantize:`` mapping with its defaults filled in, checked: one ValueError line
     naming the key."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"quantize must be a mapping of {', '.join(KEYS)}, got {spec!r}")
-    from stochep.validation import suggest
+    from stochep.validation import check_mapping_keys
 
-    for k in spec:
-        if k not in KEYS:
-            raise ValueError(f"unknown key quantize.{k}{suggest(k, KEYS)}; quantize holds "
-                             f"{', '.join(KEYS)}")
+    check_mapping_keys("quantize", spec, KEYS)
     s = {**DEFAULTS, **spec}
     for k in ("weights", "updates", "states"):
         v = s[k]
