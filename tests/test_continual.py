@@ -11,8 +11,10 @@ from stochep.rules.continual import CEP
 
 # three-phase: the middle free phase must bring the states back to the free equilibrium, so the
 # free phase must have settled (at 300 steps a slow mode still drifts: cosine 0.46 on layer 1)
-@pytest.mark.parametrize("estimator,T_free", [("two-phase", 300), ("three-phase", 1000)])
-def test_summed_per_step_updates_approach_the_ep_update(digits, estimator, T_free):
+@pytest.mark.parametrize("estimator,T_free,trace", [("two-phase", 300, 1.0),
+                                                    ("three-phase", 1000, 1.0),
+                                                    ("two-phase", 300, 0.5)])
+def test_summed_per_step_updates_approach_the_ep_update(digits, estimator, T_free, trace):
     torch.manual_seed(0)
     net = EPNetwork.fc([64, 32, 32], 10, 2, Neuron(2.0, "rate"), 0.5, 0.5).double()
     x, y = digits.x_train[:32].double(), digits.y_train[:32]
@@ -20,12 +22,52 @@ def test_summed_per_step_updates_approach_the_ep_update(digits, estimator, T_fre
     g_ep = [p.grad.clone() for p in net.parameters()]
     before = [p.detach().clone() for p in net.parameters()]
     lr = 1e-9  # the weights must barely move within the phase: eta / beta small
-    CEP(1e-3, T_free, 100, lr, estimator).gradients(net, x, y)
+    # with a trace the sum telescopes to the contrast of the traces, which a settled phase of
+    # 100 steps has brought to the equilibria (the weight (1 - a)^100 left on the start is nil)
+    CEP(1e-3, T_free, 100, lr, estimator, trace=trace).gradients(net, x, y)
     for p, b, g in zip(net.parameters(), before, g_ep):
         # the applied steps plus the last increment, left in p.grad for the caller's step
         step = (b - p.detach()).flatten() / lr + p.grad.flatten()
         cos = torch.nn.functional.cosine_similarity(step, g.flatten(), dim=0).item()
         assert cos > 0.999 and abs(step.norm() / g.norm() - 1) < 0.01
+
+
+def _summed_update(net, rule, x, y) -> torch.Tensor:
+    before = [p.detach().clone() for p in net.parameters()]
+    rule.gradients(net, x, y)
+    out = torch.cat([((b - p.detach()).flatten() / rule.lr_step + p.grad.flatten())
+                     for p, b in zip(net.parameters(), before)])
+    with torch.no_grad():
+        for p, b in zip(net.parameters(), before):
+            p.copy_(b)
+    return out
+
+
+def test_a_state_trace_brings_the_spiking_summed_update_closer_to_the_mean_field_one(digits):
+    """The trace averages the spike noise out of each contrast: over the same spike draws the
+    summed per-step update of a spiking net points closer to the mean-field EP update."""
+    from stochep.engine.rng import Streams
+
+    torch.manual_seed(0)
+    spiking = EPNetwork.fc([64, 32, 32], 10, 2, Neuron(2.0, "bernoulli"), 0.5, 0.5).double()
+    mean_field = EPNetwork.fc([64, 32, 32], 10, 2, Neuron(2.0, "rate"), 0.5, 0.5).double()
+    mean_field.load_state_dict(spiking.state_dict())
+    x, y = digits.x_train[:64].double(), digits.y_train[:64]
+    ep_gradients(mean_field, x, y, EP(0.3, 60, 15, "two-phase"))
+    g = torch.cat([p.grad.flatten() for p in mean_field.parameters()])
+    cos = {}
+    for trace, average in ((1.0, 1), (0.2, 10)):
+        rule = CEP(0.3, 60, 15, 1e-9, "two-phase", trace, average, streams=Streams(3))
+        u = _summed_update(spiking, rule, x, y)
+        cos[trace] = torch.nn.functional.cosine_similarity(u, g, dim=0).item()
+    assert cos[0.2] > cos[1.0] + 0.05, cos
+
+
+def test_cep_trace_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="trace"):
+        CEP(0.3, 10, 5, trace=0.0)
+    with pytest.raises(ValueError, match="trace"):
+        Config(algo="cep", rules={"cep": {"trace": 1.5}}).resolved()
 
 
 def test_cep_steps_the_run_optimizer_at_every_nudged_step(digits):

@@ -25,8 +25,19 @@ Estimators (the config's ``estimator``):
   up to how far the middle phase returned. Nothing is stored between the phases.
 
 Works with every interaction (dense, conv, attention) and spiking neurons (one spike draw per
-step, as EP). The contrasts use the states (rates) of consecutive steps: ``average_last`` and
-``shared_noise`` do not apply.
+step, as EP). ``average_last`` and ``shared_noise`` do not apply.
+
+**State trace** (``rules.cep.trace = a`` in (0, 1], default 1: none). With spiking neurons the
+state of one step carries that step's spike noise, and every increment differences two of them.
+With ``a < 1`` the contrasts are taken on a trace of the states instead, the exponential average
+``z_t = z_{t-1} + a (s_t - z_{t-1})`` that each neuron can keep for itself (local in space and
+time, like the eligibility traces of on-chip rules)::
+
+    g_t = (dE/dtheta(z_t) - dE/dtheta(z_{t-1})) / beta,      z_0 = the free phase's average
+
+The increments still telescope, to ``(dE/dtheta(z_T) - dE/dtheta(z_0)) / beta``: EP's estimate
+with each equilibrium averaged over its last ``~2/a`` steps, as ``average_last`` averages it
+(``z_0`` is the free phase's ``average_last`` average, which the trace has been following).
 """
 from __future__ import annotations
 
@@ -52,10 +63,12 @@ class CEP(LearningRule):
     T_nudge: int
     lr_step: float = 0.01
     estimator: str = "two-phase"
+    trace: float = 1.0
+    average_last: int = 1
     dynamics: Dynamics | None = field(default=None, compare=False)
     streams: Streams | None = field(default=None, compare=False)
 
-    options: ClassVar[dict] = {"lr_step": 0.0}
+    options: ClassVar[dict] = {"lr_step": 0.0, "trace": 1.0}
     # The digits recipe (docs/hardware.md, "Continual EP"): AdamW stepping at every nudged
     # step, three-phase; 3e-4 sat at the edge (5e-4 collapsed), 2e-4 has a margin.
     tuned: ClassVar[dict] = {"optimizer": "adamw", "lr": 0.0002, "estimator": "three-phase"}
@@ -68,11 +81,19 @@ class CEP(LearningRule):
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_positive("rules.cep.lr_step", self.lr_step)
         check_choice("estimator", self.estimator, ESTIMATORS)
+        if isinstance(self.trace, bool) or not isinstance(self.trace, (int, float)) \
+                or not 0.0 < self.trace <= 1.0:
+            raise ValueError(f"rules.cep.trace must be in (0, 1], got {self.trace!r}")
+        check_int_at_least("average_last", self.average_last, 1)
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> CEP:
-        lr_step = float(cls.settings(cfg)["lr_step"]) or cfg.lr
-        return cls(cfg.beta, cfg.T_free, cfg.T_nudge, lr_step, cfg.estimator,
+        settings = cls.settings(cfg)
+        lr_step = float(settings["lr_step"]) or cfg.lr
+        trace = settings["trace"]
+        # the trace starts from the free phase's average over its last steps
+        average = cfg.average_last if trace != 1.0 else 1
+        return cls(cfg.beta, cfg.T_free, cfg.T_nudge, lr_step, cfg.estimator, trace, average,
                    Dynamics.from_config(cfg), streams)
 
     def _sign(self) -> float:
@@ -102,20 +123,23 @@ class CEP(LearningRule):
         done = 0
         with torch.no_grad():
             start = net.zero_states(x.shape[0], x.dtype) if init is None else init
-            free = dyn.relax(net, x, start, self.T_free, rng)
+            free = dyn.relax(net, x, start, self.T_free, rng, average_last=self.average_last)
             prev, carry = free.final, free.carry
+            trace = free.average  # = free.final without a trace (average_last 1)
             nudged = None
             for nudge, scale, updates in phases:
                 for _ in range(self.T_nudge):  # the phase constants follow the changing weights
                     res = dyn.relax(net, x, prev, 1, rng, nudge, target, carry=carry)
+                    now = res.final if self.trace == 1.0 else \
+                        [z + self.trace * (s - z) for z, s in zip(trace, res.final)]
                     if updates:
-                        grads = contrast_difference(net, x, res.final, prev, scale)
+                        grads = contrast_difference(net, x, now, trace, scale)
                         for p, g in zip(params, grads):
                             p.grad = g.to(p.dtype).view_as(p)
                         done += 1
                         if done < n_updates:
                             self._step(params, optimizer)
-                    prev, carry = res.final, res.carry
+                    prev, carry, trace = res.final, res.carry, now
                 if nudged is None:
                     nudged = prev
         return StepResult(free=free.final, loss=net.loss(free.final[-1], target), nudged=nudged)
