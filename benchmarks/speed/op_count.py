@@ -9,13 +9,22 @@ whole ``train_step`` (metrics and the finiteness check included):
   those that launch no kernel (views, detach, empty allocations): the closer proxy for GPU
   launches.
 
+``--compiled`` adds the count with ``compile=true``: the engine's kernels outside the dynamics
+step (contrasts, optimizer, phase averages) as above, plus the kernels of the step as
+torch.compile (inductor) generates it, read from the generated code: its fused kernels and the
+library calls (matmuls, convolutions) it makes, one launch each. Each distinct step (the free
+one, the nudged one) is compiled once for the batch's shape. On a GPU the same step is Triton
+kernels instead of C++ ones; ``graphs=true`` then replays a step's kernels as one CUDA graph.
+Compiling 5C takes several minutes on one core.
+
 Writes op_count.json.
 
-    OMP_NUM_THREADS=1 python benchmarks/speed/op_count.py [--tag TAG]
+    OMP_NUM_THREADS=1 python benchmarks/speed/op_count.py [--tag TAG] [--compiled]
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 import torch
@@ -48,7 +57,58 @@ class KernelCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count(name: str, shape) -> dict:
+# one launch per line of the generated wrapper that calls a fused kernel or a library kernel
+LAUNCH = re.compile(r"^\s+(cpp_fused_\w+|triton_\w+\.run|extern_kernels\.\w+|torch\.ops\.[\w.]+"
+                    r"|aten\.[\w.]+)\(", re.M)
+
+
+def generated_launches(code: str) -> int:
+    """Kernel launches of one call of an inductor-generated module (its ``call`` function)."""
+    body = code[code.find("def call("):]
+    return len(LAUNCH.findall(body[:body.find("\ndef ", 1)] if "\ndef " in body[1:] else body))
+
+
+def compiled_step(tr, xi, y) -> dict:
+    """Kernels per phase step with the dynamics step compiled: the eager kernels outside the
+    step plus, per step, the launches of its generated code (module docstring)."""
+    from torch._inductor.utils import run_and_get_code
+
+    dyn = tr.rule.dynamics
+    eager = dyn._eager
+    seen, calls = {}, []
+
+    def recording(*args):  # counts the kernels each eager step runs, keeps one call per kind
+        kind = args[5] is not None  # nudged (target given) or free
+        seen.setdefault(kind, args)
+        calls.append(kind)
+        return eager(*args)
+
+    dyn._eager = dyn._step = recording
+    with KernelCounter() as total:
+        tr.rule.gradients(tr.net, xi, y)
+        tr.opt.step()
+    dyn._eager = dyn._step = eager
+    per_kind_eager = {k: 0 for k in seen}
+    launches = {}
+    for kind, args in seen.items():
+        counter = KernelCounter()
+        with counter:
+            eager(*(args[:3] + (args[3].fork() if args[3] is not None else None,) + args[4:]))
+        per_kind_eager[kind] = counter.count
+        step = torch.compile(eager, dynamic=False, fullgraph=True)
+        rng = args[3].fork() if args[3] is not None else None
+        _, codes = run_and_get_code(step, *(args[:3] + (rng,) + args[4:]))
+        launches[kind] = sum(generated_launches(c) for c in codes)
+    steps = len(calls)
+    outside = total.count - sum(per_kind_eager[k] for k in calls)
+    compiled = outside + sum(launches[k] for k in calls)
+    return {"kernel_ops_per_phase_step": compiled / steps,
+            "outside_step_per_phase_step": outside / steps,
+            "step_eager_kernels": {("nudged" if k else "free"): v for k, v in per_kind_eager.items()},
+            "step_compiled_launches": {("nudged" if k else "free"): v for k, v in launches.items()}}
+
+
+def count(name: str, shape, compiled: bool = False) -> dict:
     cfg = load_preset(name)
     cfg.apply_overrides(SHORT)
     x, y = torch.rand(8, *shape, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 10
@@ -76,20 +136,26 @@ def count(name: str, shape) -> dict:
         out[label] = {"aten_ops_per_batch": ops / 3, "aten_ops_per_phase_step": ops / 3 / steps,
                       "kernel_ops_per_batch": kc.count / 3,
                       "kernel_ops_per_phase_step": kc.count / 3 / steps}
+    if compiled:
+        out["engine_compiled_step"] = compiled_step(tr, xi, y)
     return out
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tag", default="")
+    p.add_argument("--compiled", action="store_true",
+                   help="also count with the dynamics step compiled (minutes per preset)")
+    p.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    rows = {name: count(name, shape) for name, shape in PRESETS.items()}
+    rows = {name: count(name, PRESETS[name], args.compiled) for name in args.presets}
     for name, r in rows.items():
         print(name, ", ".join(f"{k} {v['aten_ops_per_phase_step']:.1f} aten, "
                               f"{v['kernel_ops_per_phase_step']:.1f} kernel"
                               for k, v in r.items()), "operators per phase step")
-    write_json(f"op_count{args.tag}.json", {"presets": rows, "overrides": SHORT})
+    write_json(f"op_count{args.tag}.json", {"presets": rows, "overrides": SHORT,
+                                            "compiled": args.compiled})
     return 0
 
 
