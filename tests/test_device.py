@@ -268,6 +268,34 @@ def test_graphs_step_gives_the_eager_phases_on_the_device(device, monkeypatch):
         assert torch.allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.slow
+def test_a_pooled_conv_step_compiles_as_one_graph_and_gives_the_eager_step(device):
+    """``compile``/``graphs`` need the step as one graph: the un-pooling by mask (written into
+    channels-last memory in eager mode) must not break it. Compiled with ``fullgraph=True`` (a
+    graph break raises), a conv-pool step draws the same spikes and gives the eager states."""
+    from stochep.engine.dynamics import phase_constants, step
+    from stochep.engine.rng import SpikeRNG
+    from stochep.training.models import build_network
+
+    torch.manual_seed(0)
+    conv = {"kernel": 3, "padding": 1, "pool": 2}
+    cfg = Config(layers=[{"conv": 3, **conv}, {"conv": 4, **conv}], n_perclass=1)
+    net = build_network(cfg, (1, 8, 8), 10).to(device)
+    assert net.interactions[1].tiles  # its down drive un-pools by mask, not by a scatter
+    x = torch.rand(4, 1, 8, 8, device=device).flatten(1)
+    states = [torch.rand(4, *shape, device=device) for shape in net.layer_shapes]
+    consts = phase_constants(net, x, net.neuron)
+    outs = []
+    for fn in (step, torch.compile(step, fullgraph=True, dynamic=False)):
+        rng = SpikeRNG(5, device)
+        rng.reserve(sum(s.numel() for s in states))  # (as relax does: growing is not traced)
+        with torch.no_grad():
+            new, spikes = fn(net, consts, states, rng)
+        outs.append(new + spikes)
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_deterministic_warns_when_cuda_started_before_the_cublas_setting(monkeypatch):
     """torch sizes the cuBLAS workspace at the process's first cuBLAS call: setting
     CUBLAS_WORKSPACE_CONFIG after CUDA started is too late, and says so in one line."""

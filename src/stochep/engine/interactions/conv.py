@@ -168,7 +168,8 @@ class ConvPool(Interaction):
         b, c, ho, wo = s_hi.shape
         if ctx.mask is not None:
             s6 = s_hi[:, :, :, None, :, None]
-            if torch.is_grad_enabled() and s_hi.requires_grad:
+            if (torch.is_grad_enabled() and s_hi.requires_grad) \
+                    or torch.compiler.is_compiling():  # (a compiled step fuses it itself)
                 return (s6 * ctx.mask).reshape(b, *self.conv_shape)
             # written straight into channels-last memory, the layout the down convolution reads
             out = torch.empty(b, *self.conv_shape, dtype=s_hi.dtype, device=s_hi.device,
