@@ -120,3 +120,68 @@ def test_cli_bad_cep_setting_is_one_line():
                           "rules.cep.estimator=sideways"], capture_output=True, text=True,
                          env=env, check=False)
     assert_one_line_error(res, "estimator")
+
+
+def test_spread_adamw_adds_up_to_adamw_on_the_batch_sum_with_last_batch_moments():
+    """Each call moves the weight by its share; over a batch the shares sum to AdamW's step on
+    the batch's summed increment with ``v`` as the last batch left it; the first batch (no
+    moments yet) takes AdamW's whole step at its last call, exactly as torch's AdamW."""
+    from stochep.training.optim import SpreadAdamW
+
+    gen = torch.Generator().manual_seed(0)
+    n, lr, (b1, b2), eps, wd = 3, 0.01, (0.9, 0.999), 1e-8, 0.1
+    batches = [[torch.randn(5, generator=gen) for _ in range(n)] for _ in range(3)]
+    w = torch.randn(5, generator=gen)
+    p = torch.nn.Parameter(w.clone())
+    opt = SpreadAdamW([p], n, lr=lr, weight_decay=wd)
+    ref = torch.nn.Parameter(w.clone())
+    torch_adamw = torch.optim.AdamW([ref], lr=lr, weight_decay=wd)
+    m = v = torch.zeros(5)
+    theta = w.clone()
+    for k, incs in enumerate(batches):
+        for t, g in enumerate(incs):
+            before = p.detach().clone()
+            p.grad = g
+            opt.step()
+            moved = not torch.equal(p.detach(), before)
+            assert moved == (k > 0 or t == n - 1)  # the first batch waits for its last call
+        G = sum(incs)
+        if k == 0:
+            ref.grad = G
+            torch_adamw.step()
+            torch.testing.assert_close(p.detach(), ref.detach())
+        else:  # the shares, applied one after the other, with the moments of batch k - 1
+            denom = (v / (1 - b2 ** k)).sqrt() + eps
+            for g in incs:
+                share = ((1 - b1) * g + b1 * m / n) / denom
+                theta = theta * (1 - lr * wd / n) - lr / (1 - b1 ** (k + 1)) * share
+            torch.testing.assert_close(p.detach(), theta)
+        m, v = b1 * m + (1 - b1) * G, b2 * v + (1 - b2) * G * G
+        theta = p.detach().clone()
+    assert opt.calls == 0 and opt.state[p]["k"] == 3
+
+
+def test_cep_with_batch_moments_resumes_exactly(digits, tmp_path):
+    from stochep.training.optim import SpreadAdamW
+
+    cfg = Config(**{**TINY, "algo": "cep", "epochs": 2,
+                    "rules": {"cep": {"moments": "batch", "trace": 0.5}}})
+    full = Trainer(cfg, digits, str(tmp_path / "full"), progress=False)
+    assert isinstance(full.opt, SpreadAdamW) and full.opt.n == 2 * TINY["T_nudge"]
+    start = [p.detach().clone() for p in full.net.parameters()]
+    full.fit()
+    assert all(not torch.equal(a, b) and torch.isfinite(a).all()
+               for a, b in zip(full.net.parameters(), start))
+    part = Trainer(cfg, digits, str(tmp_path / "part"), progress=False)
+    part.fit(stop_after=1)
+    resumed = Trainer(cfg, digits, str(tmp_path / "part"), progress=False)
+    resumed.resume()
+    resumed.fit()
+    for a, b in zip(full.net.parameters(), resumed.net.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_cep_batch_moments_need_adamw():
+    with pytest.raises(ValueError, match="moments=batch"):
+        CEP.from_config(Config(algo="cep", rules={"cep": {"moments": "batch",
+                                                          "optimizer": "sgd"}}).resolved())
