@@ -38,12 +38,6 @@ time, like the eligibility traces of on-chip rules)::
 The increments still telescope, to ``(dE/dtheta(z_T) - dE/dtheta(z_0)) / beta``: EP's estimate
 with each equilibrium averaged over its last ``~2/a`` steps, as ``average_last`` averages it
 (``z_0`` is the free phase's ``average_last`` average, which the trace has been following).
-
-**Optimizer moments** (``rules.cep.moments``). ``step`` (default, as Laborieux et al.'s code):
-the run's optimizer steps on every increment, so AdamW's per-weight rate follows the noise of
-single steps. ``batch``: AdamW's step on the batch's summed increment, spread over the nudged
-steps (``training/optim.py:SpreadAdamW``): every step still moves every weight by its own
-increment, scaled by moments that change once per batch.
 """
 from __future__ import annotations
 
@@ -71,11 +65,10 @@ class CEP(LearningRule):
     estimator: str = "two-phase"
     trace: float = 1.0
     average_last: int = 1
-    moments: str = "step"
     dynamics: Dynamics | None = field(default=None, compare=False)
     streams: Streams | None = field(default=None, compare=False)
 
-    options: ClassVar[dict] = {"lr_step": 0.0, "trace": 1.0, "moments": "step"}
+    options: ClassVar[dict] = {"lr_step": 0.0, "trace": 1.0}
     # The digits recipe (docs/hardware.md, "Continual EP"): AdamW stepping at every nudged
     # step, three-phase; 3e-4 sat at the edge (5e-4 collapsed), 2e-4 has a margin.
     tuned: ClassVar[dict] = {"optimizer": "adamw", "lr": 0.0002, "estimator": "three-phase"}
@@ -92,30 +85,16 @@ class CEP(LearningRule):
                 or not 0.0 < self.trace <= 1.0:
             raise ValueError(f"rules.cep.trace must be in (0, 1], got {self.trace!r}")
         check_int_at_least("average_last", self.average_last, 1)
-        check_choice("rules.cep.moments", self.moments, ("step", "batch"))
 
     @classmethod
     def from_config(cls, cfg, streams: Streams | None = None) -> CEP:
         settings = cls.settings(cfg)
-        if settings["moments"] == "batch" and cfg.optimizer != "adamw":
-            raise ValueError("rules.cep.moments=batch spreads AdamW's step over the nudged "
-                             f"steps; it needs optimizer adamw, got {cfg.optimizer!r}")
         lr_step = float(settings["lr_step"]) or cfg.lr
         trace = settings["trace"]
         # the trace starts from the free phase's average over its last steps
         average = cfg.average_last if trace != 1.0 else 1
         return cls(cfg.beta, cfg.T_free, cfg.T_nudge, lr_step, cfg.estimator, trace, average,
-                   settings["moments"], Dynamics.from_config(cfg), streams)
-
-    @property
-    def optimizer_spread(self) -> int:
-        """Steps per batch the run's AdamW spreads its step over (``moments: batch``), else 0."""
-        return self.n_updates if self.moments == "batch" else 0
-
-    @property
-    def n_updates(self) -> int:
-        """Weight updates per batch: one per step of each updating nudged phase."""
-        return self.T_nudge * (2 if self.estimator == "three-phase" else 1)
+                   Dynamics.from_config(cfg), streams)
 
     def _sign(self) -> float:
         if self.estimator != "random-sign":
@@ -140,7 +119,7 @@ class CEP(LearningRule):
         phases = [(beta, 2 * beta if three else beta, True)]
         if three:
             phases += [(0.0, 0.0, False), (-beta, -2 * beta, True)]
-        n_updates = self.n_updates
+        n_updates = self.T_nudge * (2 if three else 1)
         done = 0
         with torch.no_grad():
             start = net.zero_states(x.shape[0], x.dtype) if init is None else init

@@ -115,6 +115,5 @@ def build_run(cfg, data, device: str | torch.device | None = None, rank: int = 0
     device = torch.device(device or cfg.device)
     net = build_network(cfg, data.input_shape, data.n_classes, data.embedding).to(device)
     streams = Streams(cfg.seed, device, rank)
-    rule = build_rule(cfg, streams)
-    opt = make_optimizer(cfg, net, getattr(rule, "optimizer_spread", 0))
-    return Run(net, rule, opt, make_scheduler(cfg, opt), streams)
+    opt = make_optimizer(cfg, net)
+    return Run(net, build_rule(cfg, streams), opt, make_scheduler(cfg, opt), streams)

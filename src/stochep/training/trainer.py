@@ -166,7 +166,7 @@ class Trainer:
                                         self.device)
         # evaluation's free phases run like the rule's (one object, so one torch.compile)
         self.dynamics = getattr(self.rule, "dynamics", None) or build_dynamics(cfg)
-        self.opt = make_optimizer(cfg, self.net, getattr(self.rule, "optimizer_spread", 0))
+        self.opt = make_optimizer(cfg, self.net)
         if self.quant is not None:
             self.quant.attach(self.opt)  # every step lands on the grid
         self.sched = make_scheduler(cfg, self.opt)
