@@ -120,3 +120,25 @@ def test_cli_bad_cep_setting_is_one_line():
                           "rules.cep.estimator=sideways"], capture_output=True, text=True,
                          env=env, check=False)
     assert_one_line_error(res, "estimator")
+
+
+def test_cep_starts_the_free_phase_as_the_dynamics_say(digits, monkeypatch):
+    """``start: sweep`` (the -fast presets) applies to continual EP as to EP: the free phase
+    begins from the bottom-up sweep, not from zeros."""
+    import stochep.engine.dynamics as dynamics
+
+    cfg = Config(**{**TINY, "algo": "cep", "start": "sweep"}).resolved()
+    rule = CEP.from_config(cfg)
+    seen = []
+    relax = dynamics.Dynamics.relax
+
+    def spy(self, net, x, init, steps, *a, **k):
+        seen.append([s.clone() for s in init])
+        return relax(self, net, x, init, steps, *a, **k)
+
+    monkeypatch.setattr(dynamics.Dynamics, "relax", spy)
+    net = EPNetwork.fc([64, 32], 10, 1, Neuron(2.0, "rate"), 0.5, 0.5)
+    sweep = rule.dynamics.initial(net, digits.x_train[:8])  # (before the weights move)
+    rule.gradients(net, digits.x_train[:8], digits.y_train[:8])
+    assert all(torch.equal(a, b) for a, b in zip(seen[0], sweep))
+    assert any(s.abs().sum() > 0 for s in seen[0])  # not the zeros of the default start

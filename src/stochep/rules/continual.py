@@ -122,7 +122,7 @@ class CEP(LearningRule):
         n_updates = self.T_nudge * (2 if three else 1)
         done = 0
         with torch.no_grad():
-            start = net.zero_states(x.shape[0], x.dtype) if init is None else init
+            start = dyn.initial(net, x) if init is None else init  # zeros or the sweep
             free = dyn.relax(net, x, start, self.T_free, rng, average_last=self.average_last)
             prev, carry = free.final, free.carry
             trace = free.average  # = free.final without a trace (average_last 1)
