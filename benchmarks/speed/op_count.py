@@ -65,7 +65,8 @@ LAUNCH = re.compile(r"^\s+(cpp_fused_\w+|triton_\w+\.run|extern_kernels\.\w+|tor
 def generated_launches(code: str) -> int:
     """Kernel launches of one call of an inductor-generated module (its ``call`` function)."""
     body = code[code.find("def call("):]
-    return len(LAUNCH.findall(body[:body.find("\ndef ", 1)] if "\ndef " in body[1:] else body))
+    end = body.find("\ndef ", 1)  # the next function, if any, is not part of the call
+    return len(LAUNCH.findall(body if end < 0 else body[:end]))
 
 
 def compiled_step(tr, xi, y) -> dict:
@@ -88,16 +89,18 @@ def compiled_step(tr, xi, y) -> dict:
         tr.rule.gradients(tr.net, xi, y)
         tr.opt.step()
     dyn._eager = dyn._step = eager
-    per_kind_eager = {k: 0 for k in seen}
-    launches = {}
+
+    def again(args):  # the recorded call on a copy of its spike stream (the run's is not drawn)
+        rng = args[3].fork() if args[3] is not None else None
+        return args[:3] + (rng,) + args[4:]
+
+    per_kind_eager, launches = {}, {}
     for kind, args in seen.items():
-        counter = KernelCounter()
-        with counter:
-            eager(*(args[:3] + (args[3].fork() if args[3] is not None else None,) + args[4:]))
+        with KernelCounter() as counter:
+            eager(*again(args))
         per_kind_eager[kind] = counter.count
         step = torch.compile(eager, dynamic=False, fullgraph=True)
-        rng = args[3].fork() if args[3] is not None else None
-        _, codes = run_and_get_code(step, *(args[:3] + (rng,) + args[4:]))
+        _, codes = run_and_get_code(step, *again(args))
         launches[kind] = sum(generated_launches(c) for c in codes)
     steps = len(calls)
     outside = total.count - sum(per_kind_eager[k] for k in calls)

@@ -19,8 +19,8 @@ def check_int_at_least(name: str, value, low: int) -> None:
 
 
 def check_unit_interval(name: str, value) -> None:
-    """Open at 0, closed at 1: (0, 1]."""
-    if not isinstance(value, (int, float)) or not (0 < value <= 1):
+    """Open at 0, closed at 1: (0, 1]. A bool is not a number here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1):
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
 
 

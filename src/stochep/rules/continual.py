@@ -50,7 +50,12 @@ from stochep.engine.dynamics import Dynamics
 from stochep.engine.rng import Streams
 from stochep.rules.base import RULES, LearningRule, StepResult
 from stochep.rules.ep import ESTIMATORS, contrast_difference
-from stochep.validation import check_choice, check_int_at_least, check_positive
+from stochep.validation import (
+    check_choice,
+    check_int_at_least,
+    check_positive,
+    check_unit_interval,
+)
 
 
 @RULES.register("cep")
@@ -81,9 +86,7 @@ class CEP(LearningRule):
         check_int_at_least("T_nudge", self.T_nudge, 1)
         check_positive("rules.cep.lr_step", self.lr_step)
         check_choice("estimator", self.estimator, ESTIMATORS)
-        if isinstance(self.trace, bool) or not isinstance(self.trace, (int, float)) \
-                or not 0.0 < self.trace <= 1.0:
-            raise ValueError(f"rules.cep.trace must be in (0, 1], got {self.trace!r}")
+        check_unit_interval("rules.cep.trace", self.trace)
         check_int_at_least("average_last", self.average_last, 1)
 
     @classmethod
